@@ -1,0 +1,19 @@
+# `make demo`: install what is missing, then run the whole DAG offline on the CPU profile (synthetic corpus).
+# `make test`: install what is missing, then run the test suite (what .ci/run calls).
+PY ?= python3
+
+.PHONY: install demo test bench
+
+install:
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
+	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest" 2>/dev/null \
+		|| $(PY) -m pip install -e ".[test]"
+
+demo: install
+	dvc exp run $$($(PY) -m mainrun.profile profiles/cpu.yaml)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/throughput.py

@@ -1,0 +1,215 @@
+"""Typed configuration: the model, the run, and params.yaml's cumulative variant chains.
+
+Every default below is the Mainrun baseline, so `GPTConfig()` + `TrainConfig()` *is* Mainrun.
+A variant in params.yaml is a delta on the variant above it (or on the one named by `from:`).
+"""
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """Bad params: the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = 16000  # filled from the trained tokenizer, as Mainrun does
+    block_size: int = 128
+    n_layer: int = 6
+    n_head: int = 8
+    d_model: int = 512
+    dropout: float = 0.1
+    norm: str = "layernorm"  # layernorm | rmsnorm (in the blocks; the final norm stays LayerNorm)
+    pos: str = "learned"  # learned | rope
+    attn: str = "manual"  # manual (explicit softmax, causal mask) | sdpa
+    attn_bias: bool = True
+    mlp: str = "gelu"  # gelu (4x) | swiglu (hidden int(2.6667 * d_model))
+    mlp_bias: bool = True
+    parallel_residual: bool = False  # NeoX: x + attn(n1(x)) + mlp(n2(x))
+    emb_scale: bool = False  # token embeddings times d_model ** -0.5
+
+    def __post_init__(self):
+        _check_choice(self, "norm", ("layernorm", "rmsnorm"))
+        _check_choice(self, "pos", ("learned", "rope"))
+        _check_choice(self, "attn", ("manual", "sdpa"))
+        _check_choice(self, "mlp", ("gelu", "swiglu"))
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if self.d_model % self.n_head:
+            raise ConfigError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}")
+        if self.pos == "rope" and (self.d_model // self.n_head) % 2:
+            raise ConfigError(f"rope needs an even head size, got d_model/n_head = {self.d_model // self.n_head}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    tokenizer: str = "bpe"  # bpe | unigram | bpe_whitelist
+    vocab_size: int = 16000  # the tokenizer asked for; the model gets the size it actually reached
+    batch_size: int = 64
+    epochs: int = 7
+    evals_per_epoch: int = 3
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 6e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine (CosineAnnealingLR over all steps) | warm_restarts
+    restart_epochs: float = 1.0  # warm_restarts: first cycle length in epochs
+    grad_clip: float = 1.0
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = True  # CUDA only: bf16 autocast; the CPU stays in fp32
+    tf32: bool = True  # CUDA only
+    compile: bool = False
+    checkpoint_every_s: float = 300.0
+
+    def __post_init__(self):
+        _check_choice(self, "tokenizer", ("bpe", "unigram", "bpe_whitelist"))
+        _check_choice(self, "optimizer", ("sgd", "adamw"))
+        _check_choice(self, "schedule", ("cosine", "warm_restarts"))
+        _check_choice(self, "device", ("auto", "cpu", "cuda"))
+        for name in ("batch_size", "epochs", "evals_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+
+
+def _check_choice(cfg, name, choices):
+    if getattr(cfg, name) not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {getattr(cfg, name)!r}")
+
+
+MODEL_KEYS = {f.name for f in fields(GPTConfig)} - {"vocab_size"}
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+DELTA_KEYS = MODEL_KEYS | TRAIN_KEYS
+
+# params.yaml sections and the keys each may hold (strict: anything else is a typo)
+PARAM_SCHEMA = {
+    "seed": int,
+    "vocab_size": int,
+    "vocab_sizes": list,
+    "data": {"source", "num_titles", "val_frac", "tokenizer_corpus"},
+    "model": {"n_layer", "n_head", "d_model", "dropout"},
+    "train": TRAIN_KEYS - {"tokenizer", "vocab_size", "optimizer", "lr", "weight_decay", "schedule", "restart_epochs", "seed"},
+    "alt_tokenizers": dict,
+    "variants": dict,
+    "studies": dict,
+    "noise": {"variants", "seeds"},
+}
+
+
+def load_params(path="params.yaml") -> dict:
+    with open(path) as f:
+        params = yaml.safe_load(f) or {}
+    check_params(params)
+    return params
+
+
+def check_params(params: dict) -> None:
+    for key, spec in PARAM_SCHEMA.items():
+        if key not in params:
+            raise ConfigError(f"params.yaml: missing key '{key}' (see the committed params.yaml)")
+        value = params[key]
+        if isinstance(spec, set):
+            if not isinstance(value, dict):
+                raise ConfigError(f"params.yaml: '{key}' must be a mapping")
+            unknown = sorted(set(value) - spec)
+            if unknown:
+                raise ConfigError(f"params.yaml: unknown key {key}.{unknown[0]}; allowed: {', '.join(sorted(spec))}")
+        elif not isinstance(value, spec) or isinstance(value, bool):
+            raise ConfigError(f"params.yaml: '{key}' must be a {spec.__name__}, got {value!r}")
+    unknown = sorted(set(params) - set(PARAM_SCHEMA))
+    if unknown:
+        raise ConfigError(f"params.yaml: unknown top-level key '{unknown[0]}'; allowed: {', '.join(PARAM_SCHEMA)}")
+    if params["vocab_size"] not in params["vocab_sizes"]:
+        raise ConfigError(f"vocab_size {params['vocab_size']} is not in vocab_sizes {params['vocab_sizes']}: "
+                          f"add it to vocab_sizes so the tokenize stage builds it")
+
+
+def base_delta(params: dict) -> dict:
+    """The root of every chain: Mainrun's defaults with the project-wide sizes from params.yaml."""
+    return {**params["model"], **params["train"], "seed": params["seed"]}
+
+
+def resolve_variants(params: dict) -> dict[str, dict]:
+    """Resolve the cumulative chains into one flat settings dict per variant (plus 'study')."""
+    resolved: dict[str, dict] = {}
+    for name, parent in variant_parents(params).items():
+        delta = dict(params["variants"][name] or {})
+        delta.pop("from", None)
+        study = delta.pop("study", None)
+        unknown = sorted(set(delta) - DELTA_KEYS)
+        if unknown:
+            raise ConfigError(f"variant '{name}': unknown key '{unknown[0]}'; allowed: {', '.join(sorted(DELTA_KEYS))}")
+        if parent is not None and parent not in resolved:
+            raise ConfigError(f"variant '{name}': from: '{parent}' is not a variant declared above it")
+        if study is not None and study not in params["studies"]:
+            raise ConfigError(f"variant '{name}': study '{study}' is not a key of studies: {list(params['studies'])}")
+        settings = dict(resolved[parent]) if parent else base_delta(params)
+        settings.pop("study", None)
+        for key, value in delta.items():
+            settings[key] = params["vocab_size"] if value == "@vocab_size" else value
+        if study is None and parent is not None:
+            study = resolved[parent].get("study")
+        settings["study"] = study
+        resolved[name] = settings
+    return resolved
+
+
+def variant_parents(params: dict) -> dict[str, str | None]:
+    """Each variant's parent: the one above it, or the one its `from:` names (None for the first)."""
+    parents, previous = {}, None
+    for name, delta in params["variants"].items():
+        parents[name] = (delta or {}).get("from", previous)
+        previous = name
+    return parents
+
+
+def is_enabled(settings: dict, params: dict) -> bool:
+    study = settings.get("study")
+    return study is None or bool(params["studies"][study])
+
+
+def split_settings(settings: dict) -> tuple[GPTConfig, TrainConfig]:
+    """Flat variant settings -> (GPTConfig without its final vocab size, TrainConfig)."""
+    model = {k: v for k, v in settings.items() if k in MODEL_KEYS}
+    train = {k: v for k, v in settings.items() if k in TRAIN_KEYS}
+    return GPTConfig(**model), TrainConfig(**train)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs, resolved; written by the configure stage."""
+    name: str
+    model: GPTConfig
+    train: TrainConfig
+    data: dict = field(default_factory=dict)  # tokenized dir, its fingerprint and counts
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "model": asdict(self.model), "train": asdict(self.train), "data": self.data}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(d["name"], GPTConfig(**d["model"]), TrainConfig(**d["train"]), d.get("data", {}))
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_seed(self, seed: int, name: str) -> "RunConfig":
+        return replace(self, name=name, train=replace(self.train, seed=seed))
+
+
+def save_run_config(cfg: RunConfig, path) -> None:
+    with open(path, "w") as f:
+        json.dump(cfg.to_dict(), f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def load_run_config(path) -> RunConfig:
+    with open(path) as f:
+        return RunConfig.from_dict(json.load(f))

@@ -1,0 +1,78 @@
+"""Resolve params.yaml into one config file per run, so DVC's content hashes decide exactly what re-trains.
+
+A run is a variant, or a variant at an extra seed from `noise`. Its file holds the resolved model and training
+settings and the fingerprint of the tokenized data it reads: a file that did not change means nothing to redo.
+"""
+from dataclasses import replace
+from pathlib import Path
+
+from .config import ConfigError, RunConfig, is_enabled, resolve_variants, split_settings
+from .runlog import write_json
+from .tokenizer import load_meta
+
+
+def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
+    return Path(root) / f"{kind}-{vocab_size}"
+
+
+def seed_run_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
+def run_settings(params: dict) -> dict[str, dict]:
+    """Every run's flat settings: the variants, then each noise variant at each extra seed."""
+    variants = resolve_variants(params)
+    runs = dict(variants)
+    for name in params["noise"]["variants"]:
+        if name not in variants:
+            raise ConfigError(f"noise.variants: '{name}' is not a variant; choose from {', '.join(variants)}")
+        for seed in params["noise"]["seeds"]:
+            runs[seed_run_name(name, seed)] = {**variants[name], "seed": seed}
+    return runs
+
+
+def resolve_run(name: str, settings: dict, params: dict, tokenized_root) -> RunConfig:
+    model, train = split_settings(settings)
+    if train.tokenizer == "bpe" and train.vocab_size not in params["vocab_sizes"]:
+        raise ConfigError(f"variant '{name}' uses vocab_size {train.vocab_size}, which is not in vocab_sizes "
+                          f"{params['vocab_sizes']}: add it to vocab_sizes so the tokenize stage builds it")
+    if train.tokenizer != "bpe" and train.vocab_size != params["vocab_size"]:
+        raise ConfigError(f"variant '{name}': the {train.tokenizer} tokenizer is built at vocab_size "
+                          f"{params['vocab_size']} only, not {train.vocab_size}")
+    tokdir = tokenized_dir(tokenized_root, train.tokenizer, train.vocab_size)
+    if not (tokdir / "meta.json").exists():
+        raise ConfigError(f"variant '{name}' needs the {train.tokenizer} tokenizer at vocab {train.vocab_size}, "
+                          f"which was not built ({tokdir}); run `dvc repro` so the tokenize stages build it")
+    meta = load_meta(tokdir)
+    model = replace(model, vocab_size=meta["vocab_size"])
+    span = model.block_size * train.batch_size + 1
+    n_train, n_val = meta["train"]["tokens"], meta["val"]["tokens"]
+    fix = "lower block_size or train.batch_size, or raise data.num_titles"
+    if n_train <= span:
+        raise ConfigError(f"variant '{name}': one batch needs {span} tokens (block_size {model.block_size} x "
+                          f"batch_size {train.batch_size} + 1) but the train split has {n_train}; {fix}")
+    if n_val < span:
+        raise ConfigError(f"variant '{name}': the legacy metric needs one full batch of {span} validation tokens "
+                          f"but the validation split has {n_val}; {fix}")
+    batches = n_train // (span - 1)
+    if batches < train.evals_per_epoch:
+        raise ConfigError(f"variant '{name}': {batches} batches per epoch is fewer than train.evals_per_epoch "
+                          f"{train.evals_per_epoch}; lower evals_per_epoch or {fix}")
+    data = {"dir": str(tokdir), "fingerprint": meta["fingerprint"], "vocab_size": meta["vocab_size"],
+            "train_tokens": n_train, "val_tokens": n_val}
+    return RunConfig(name, model, train, data)
+
+
+def configure(params: dict, tokenized_root, out_dir) -> dict[str, bool]:
+    """Write out_dir/<run>.json for every run; returns {run: enabled}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    enabled = {}
+    for name, settings in run_settings(params).items():
+        enabled[name] = is_enabled(settings, params)
+        if enabled[name]:
+            cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root)
+            write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
+        else:  # an opt-in study that is off: its stages write a marker and return at once
+            write_json(out / f"{name}.json", {"name": name, "enabled": False, "study": settings["study"]})
+    return enabled

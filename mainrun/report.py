@@ -1,0 +1,289 @@
+"""The ablation report, regenerated from cached artifacts alone (configs, metrics, dvclive curves).
+
+Every verdict line is computed here from the numbers; none is written by hand.
+"""
+import statistics
+from importlib.resources import files
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import charts
+from .config import resolve_variants, variant_parents
+from .configure import run_settings, seed_run_name
+from .runlog import read_json, write_json
+
+EXECUTION_KEYS = {"device", "bf16", "tf32", "compile", "checkpoint_every_s", "study"}
+
+
+def load_published() -> dict:
+    return yaml.safe_load(files("mainrun").joinpath("published.yaml").read_text())
+
+
+def load_runs(configs_dir, metrics_dir, live_dir) -> dict[str, dict]:
+    """{run: {"spec", "metrics", "val": (steps, values), "train": (steps, values)}} for every enabled run."""
+    runs = {}
+    for path in sorted(Path(configs_dir).glob("*.json")):
+        spec = read_json(path)
+        metrics_path = Path(metrics_dir) / path.name
+        if not spec["enabled"] or not metrics_path.exists():
+            continue
+        run = {"spec": spec, "metrics": read_json(metrics_path)}
+        for curve in ("val_loss", "train_loss"):
+            tsv = Path(live_dir) / spec["name"] / "plots" / "metrics" / f"{curve}.tsv"
+            df = pd.read_csv(tsv, sep="\t") if tsv.exists() else pd.DataFrame({"step": [], curve: []})
+            run[curve] = (df["step"].tolist(), df[curve].tolist())
+        runs[spec["name"]] = run
+    return runs
+
+
+def writeup_setting(params: dict) -> tuple[bool, str]:
+    """True only when data, sizes and every published variant's resolved settings are the write-up's exactly."""
+    s = load_published()["setting"]
+    for section in ("data", "model", "train"):
+        for key, value in s[section].items():
+            if params[section].get(key) != value:
+                return False, f"{section}.{key} is {params[section].get(key)!r}, the write-up used {value!r}"
+    for key in ("seed", "vocab_size"):
+        if params[key] != s[key]:
+            return False, f"{key} is {params[key]!r}, the write-up used {s[key]!r}"
+    expected = resolve_variants({**params, "variants": s["variants"]})
+    actual = resolve_variants(params)
+    for name, want in expected.items():
+        have = actual.get(name)
+        if have is None:
+            return False, f"variant {name} is not in params.yaml"
+        for key in set(want) | set(have):
+            if key not in EXECUTION_KEYS and want.get(key) != have.get(key):
+                return False, f"variant {name} has {key}={have.get(key)!r}, the write-up used {want.get(key)!r}"
+    return True, "real dataset, Mainrun sizes, 7 epochs: the write-up's own setting"
+
+
+def noise_spread(params: dict, runs: dict, metric="val_loss") -> dict[str, list[float]]:
+    """{variant: values over its seeds} for each noise variant with at least two finished seeds."""
+    groups = {}
+    for name in params["noise"]["variants"]:
+        names = [name] + [seed_run_name(name, s) for s in params["noise"]["seeds"]]
+        values = [runs[n]["metrics"][metric] for n in names if n in runs]
+        if len(values) >= 2:
+            groups[name] = values
+    return groups
+
+
+def noise_threshold(groups: dict[str, list[float]]) -> float | None:
+    """The largest seed-to-seed range measured: differences below it are not evidence."""
+    return max((max(v) - min(v) for v in groups.values()), default=None)
+
+
+def verdict(what: str, delta: float, noise: float | None, metric: str = "legacy val_loss") -> str:
+    line = f"{what} changed the {metric} by {delta:+.4f}"
+    if noise is None:
+        return line + " (seed noise not measured: set noise.seeds to tell)"
+    if abs(delta) <= noise:
+        return line + f", within seed noise ({noise:.4f}): not shown"
+    return line + f", beyond seed noise ({noise:.4f}): {'better' if delta < 0 else 'worse'}"
+
+
+def _fmt(x, digits=4):
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _published_text(value):
+    return f"{value[0]:.3f}–{value[1]:.3f}" if isinstance(value, list) else f"{value:.4f}"
+
+
+def _published_gap(value, ours):
+    """ours minus the published value; 0 inside a published range."""
+    if isinstance(value, list):
+        return 0.0 if value[0] <= ours <= value[1] else ours - (value[0] if ours < value[0] else value[1])
+    return ours - value
+
+
+def figure_section(key, fig, runs, in_setting, noise, fig_dir, published) -> list[str]:
+    names = [n for n in fig["final"] if n in runs]
+    lines = [f"### {fig['title']}", ""]
+    if not names:
+        return lines + ["No variant of this chart ran.", ""]
+    grey = {}
+    if in_setting:
+        for n in names:
+            if n == "baseline":
+                log = published["baseline_log"]["val_loss"]
+                grey[n] = (list(log), list(log.values()))
+            elif not isinstance(fig["final"][n], list):
+                grey[n] = ([fig.get("steps", {}).get(n, runs[n]["val_loss"][0][-1])], [fig["final"][n]])
+    charts.curves_chart(fig_dir / f"{key}.png", fig["title"], {n: runs[n]["val_loss"] for n in names}, grey)
+    lines += [f"![{fig['title']}](figures/{key}.png)", "",
+              "| variant | published final | this run: val_loss (legacy) | difference | val_loss_per_token | val_bpb |",
+              "|---|---|---|---|---|---|"]
+    for n in names:
+        m, pub = runs[n]["metrics"], fig["final"][n]
+        diff = f"{_published_gap(pub, m['val_loss']):+.4f}" if in_setting else "—"
+        lines.append(f"| {n} | {_published_text(pub)} | {m['val_loss']:.4f} | {diff} | "
+                     f"{m['val_loss_per_token']:.4f} | {m['val_bpb']:.4f} |")
+    lines.append("")
+    for prev, n in zip(names, names[1:]):
+        lines.append(f"- {verdict(f'{n} (vs {prev})', runs[n]['metrics']['val_loss'] - runs[prev]['metrics']['val_loss'], noise)}")
+    return lines + [""]
+
+
+def variant_groups(params: dict) -> list[list[str]]:
+    """Chains as params.yaml declares them: a new group starts at every `from:`."""
+    groups = []
+    for name, delta in params["variants"].items():
+        if not groups or "from" in (delta or {}):
+            groups.append([])
+        groups[-1].append(name)
+    return groups
+
+
+def chain_section(chain, runs, noise, fig_dir) -> list[str]:
+    chain = [n for n in chain if n in runs]
+    if not chain:
+        return []
+    base = runs[chain[0]]["metrics"]["val_loss"]
+    charts.curves_chart(fig_dir / "cumulative.png", "Cumulative recommendations vs the baseline",
+                        {n: runs[n]["val_loss"] for n in chain})
+    values = [runs[n]["metrics"]["val_loss"] for n in chain]
+    notes = [""] + [f"{values[i] - values[i - 1]:+.3f} / {values[i] - base:+.3f}" for i in range(1, len(chain))]
+    charts.bars_chart(fig_dir / "final_val_loss.png", "Final val_loss (Δ previous / Δ baseline)", chain, values,
+                      annotations=notes)
+    lines = ["## The cumulative chain", "", "![cumulative](figures/cumulative.png)", "",
+             "![final val_loss](figures/final_val_loss.png)", "",
+             "| variant | val_loss (legacy) | Δ previous | Δ baseline | val_loss_per_token | val_bpb | Δ bpb previous |",
+             "|---|---|---|---|---|---|---|"]
+    for i, n in enumerate(chain):
+        m = runs[n]["metrics"]
+        prev = runs[chain[i - 1]]["metrics"] if i else None
+        lines.append(f"| {n} | {m['val_loss']:.4f} | {_fmt(prev and m['val_loss'] - prev['val_loss'])} | "
+                     f"{m['val_loss'] - base:+.4f} | {m['val_loss_per_token']:.4f} | {m['val_bpb']:.4f} | "
+                     f"{_fmt(prev and m['val_bpb'] - prev['val_bpb'])} |")
+    return lines + [""]
+
+
+def disagreement_section(chain, runs) -> list[str]:
+    """Where the legacy figure and bits per byte tell different stories, and why."""
+    chain = [n for n in chain if n in runs]
+    lines = ["## Legacy metric vs bits per byte", "",
+             "The legacy figure divides the summed loss of the *counted* tokens by the validation *characters*. "
+             "It counts only full batches of batch_size×block_size+1 tokens, so a larger block (or a vocabulary that "
+             "changes the token count) changes which tokens are counted. Bits per byte counts every token and divides "
+             "by UTF-8 bytes, so it is the one comparable across block sizes and vocabularies.", "",
+             "| step | Δ legacy (relative) | Δ bpb (relative) | tokens counted by legacy | agree? |", "|---|---|---|---|---|"]
+    moves = []
+    for prev, n in zip(chain, chain[1:]):
+        a, b = runs[prev]["metrics"], runs[n]["metrics"]
+        rl = (b["val_loss"] - a["val_loss"]) / a["val_loss"]
+        rb = (b["val_bpb"] - a["val_bpb"]) / a["val_bpb"]
+        agree = "no: opposite directions" if rl * rb < 0 else "no: sizes differ" if abs(rl - rb) > 0.02 else "yes"
+        lines.append(f"| {n} | {rl:+.2%} | {rb:+.2%} | {a['val_tokens_counted_frac']:.1%} → "
+                     f"{b['val_tokens_counted_frac']:.1%} | {agree} |")
+        moves.append((b["val_bpb"] - a["val_bpb"], n))
+    if moves:
+        best = min(moves)
+        lines += ["", f"- The recommendation that moved bits per byte most: **{best[1]}** ({best[0]:+.4f} bits/byte)."]
+        disagree = [r.split("|")[1].strip() for r in lines if r.endswith("| no: opposite directions |")
+                    or r.endswith("| no: sizes differ |")]
+        lines.append(f"- The two metrics disagree at: {', '.join(disagree) if disagree else 'no step'}.")
+    return lines + [""]
+
+
+def study_sections(params, runs, noise, fig_dir) -> list[str]:
+    parents = variant_parents(params)
+    settings = resolve_variants(params)
+    lines = []
+    # Only with AdamW? The same architecture changes on SGD and on AdamW.
+    if all(n in runs for n in ("baseline", "sgd_parallel", "r1_adamw", "adamw_parallel")):
+        d_sgd = runs["sgd_parallel"]["metrics"]["val_loss"] - runs["baseline"]["metrics"]["val_loss"]
+        d_adamw = runs["adamw_parallel"]["metrics"]["val_loss"] - runs["r1_adamw"]["metrics"]["val_loss"]
+        lines += ["## Only with AdamW?", "", "See figures 4a and 4b above.", "",
+                  f"- {verdict('Rec. 4.1–4.4 on SGD (baseline → sgd_parallel)', d_sgd, noise)}",
+                  f"- {verdict('Rec. 4.1–4.4 on AdamW (r1_adamw → adamw_parallel)', d_adamw, noise)}", ""]
+    sweep = [n for n, s in settings.items() if s["study"] == "vocab_sweep" and n in runs]
+    if sweep:
+        names = sorted({parents[sweep[0]], *sweep} & set(runs), key=lambda n: settings[n]["vocab_size"])
+        vocabs = [settings[n]["vocab_size"] for n in names]
+        legacy = [runs[n]["metrics"]["val_loss"] for n in names]
+        bpb = [runs[n]["metrics"]["val_bpb"] for n in names]
+        charts.vocab_chart(fig_dir / "vocab_sweep.png", "Rec. 1 at each vocabulary", vocabs, legacy, bpb)
+        lines += ["## Vocabulary sweep (Rec. 1 at each vocabulary)", "", "![vocab sweep](figures/vocab_sweep.png)", "",
+                  "| vocab | variant | val_loss (legacy) | val_bpb |", "|---|---|---|---|"]
+        lines += [f"| {v} | {n} | {l:.4f} | {b:.4f} |" for v, n, l, b in zip(vocabs, names, legacy, bpb)]
+        best_bpb, best_legacy = vocabs[bpb.index(min(bpb))], vocabs[legacy.index(min(legacy))]
+        lines += ["", f"- Best vocabulary by bits per byte: {best_bpb}; by the legacy figure: {best_legacy}"
+                  + (" (they agree)." if best_bpb == best_legacy else " (they disagree: trust bits per byte)."), ""]
+    failed = [n for n, s in settings.items() if s["study"] == "failed_attempts" and n in runs]
+    if failed:
+        ref = parents[failed[0]]
+        lines += ["## What the write-up says did not help (each on the full stack)", "",
+                  "| variant | val_loss (legacy) | Δ vs full stack | val_bpb | Δ bpb |", "|---|---|---|---|---|"]
+        r = runs[ref]["metrics"]
+        for n in failed:
+            m = runs[n]["metrics"]
+            lines.append(f"| {n} | {m['val_loss']:.4f} | {m['val_loss'] - r['val_loss']:+.4f} | {m['val_bpb']:.4f} | "
+                         f"{m['val_bpb'] - r['val_bpb']:+.4f} |")
+        charts.bars_chart(fig_dir / "failed_attempts.png", "Attempts on top of the full stack", [ref, *failed],
+                          [runs[n]["metrics"]["val_bpb"] for n in [ref, *failed]], ylabel="val_bpb")
+        lines += ["", "![failed attempts](figures/failed_attempts.png)", ""]
+        lines += [f"- {verdict(n, runs[n]['metrics']['val_bpb'] - r['val_bpb'], None, 'val_bpb')}"
+                  if n.endswith(("domain_tokens", "unigram")) else
+                  f"- {verdict(n, runs[n]['metrics']['val_loss'] - r['val_loss'], noise)}" for n in failed]
+        lines.append("")
+    return lines
+
+
+def noise_section(params, runs, published) -> list[str]:
+    groups = noise_spread(params, runs)
+    a, b = published["rec1_repeat"]
+    lines = ["## Seed noise", "",
+             f"The write-up draws Rec. 1 twice, one configuration ending at {a:.3f} and at {b:.3f}: {abs(a - b):.3f} "
+             "apart, larger than several of the differences it reports, so its run-to-run noise is of that order.", ""]
+    if not groups:
+        return lines + ["This run measured no seed spread (noise.seeds is empty), so no verdict below can separate "
+                        "an effect from noise: set e.g. `noise.seeds: [1338, 1339]`.", ""]
+    lines += ["| variant | seeds | val_loss mean ± std | range |", "|---|---|---|---|"]
+    for name, values in groups.items():
+        lines.append(f"| {name} | {len(values)} | {statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} | "
+                     f"{max(values) - min(values):.4f} |")
+    lines += ["", f"Differences smaller than {noise_threshold(groups):.4f} (the largest range) are marked not shown.", ""]
+    return lines
+
+
+def build_report(params, data_stats, configs_dir, metrics_dir, live_dir, out_dir) -> dict:
+    out, fig_dir = Path(out_dir), Path(out_dir) / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(configs_dir, metrics_dir, live_dir)
+    published = load_published()
+    in_setting, why = writeup_setting(params)
+    noise = noise_threshold(noise_spread(params, runs))
+    groups = variant_groups(params)
+    device = sorted({r["metrics"]["device"] for r in runs.values()})
+    lines = ["# Mainrun ablation report", "",
+             f"Data: `{data_stats['source']}`, {data_stats['train']['titles']} train / {data_stats['val']['titles']} "
+             f"validation titles. Runs: {len(runs)} on {', '.join(device) or 'nothing'}.", "",
+             (f"**Write-up setting:** {why}; published values are compared below." if in_setting else
+              f"**Not the write-up's setting** ({why}): published values are shown for reference only, "
+              "and no difference from them is computed."), "",
+             "## Write-up, figure by figure", ""]
+    for key, fig in published["figures"].items():
+        lines += figure_section(key, fig, runs, in_setting, noise, fig_dir, published)
+    lines += chain_section(groups[0], runs, noise, fig_dir)
+    lines += disagreement_section(groups[0], runs)
+    lines += study_sections(params, runs, noise, fig_dir)
+    lines += noise_section(params, runs, published)
+    lines += ["## Every run", "",
+              "| run | params | steps | val_loss | val_loss_per_token | val_bpb | legacy counted | train s | tokens/s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for n in run_settings(params):
+        if n in runs:
+            m = runs[n]["metrics"]
+            lines.append(f"| {n} | {m['params']:,} | {m['steps']} | {m['val_loss']:.4f} | {m['val_loss_per_token']:.4f} "
+                         f"| {m['val_bpb']:.4f} | {m['val_tokens_counted_frac']:.1%} | {m['train_seconds']:.0f} | "
+                         f"{m['tokens_per_second']:.0f} |")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    summary = {"writeup_setting": in_setting, "runs": len(runs)}
+    for metric in ("val_loss", "val_loss_per_token", "val_bpb"):
+        summary[metric] = {n: round(r["metrics"][metric], 6) for n, r in runs.items()}
+    write_json(out / "summary.json", summary)
+    return summary

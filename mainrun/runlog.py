@@ -1,0 +1,39 @@
+"""What every run records beside its outputs: code version, library versions, hardware."""
+import json
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _version(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_info(device) -> dict:
+    import torch
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"device": device.type, "device_name": name, "torch_threads": torch.get_num_threads(),
+            "git_revision": git_revision(), "python": platform.python_version(),
+            "versions": {p: _version(p) for p in ("torch", "tokenizers", "datasets", "dvc", "dvclive")}}
+
+
+def write_json(path, obj) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,208 @@
+"""One training loop for every variant: Mainrun's, with the optimiser and schedule as config fields."""
+import contextlib
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_model
+from tqdm import tqdm
+
+from .config import RunConfig, TrainConfig
+from .evaluate import legacy_val_loss
+from .model import GPT
+from .runlog import run_info, write_json
+from .tokenizer import load_ids, load_meta
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible; set train.device to auto or cpu")
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
+
+
+def get_batch(ids: torch.Tensor, ptr: int, block_size: int, batch_size: int):
+    """Mainrun's sequential batching; note `>=`: it wraps to 0 even when the span would just fit."""
+    span = block_size * batch_size + 1
+    if ptr + span >= len(ids):
+        ptr = 0
+    batch = ids[ptr:ptr + span]
+    return batch[:-1].view(batch_size, block_size), batch[1:].view(batch_size, block_size), ptr + span - 1
+
+
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device: torch.device):
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
+                             fused=device.type == "cuda")
+
+
+def make_scheduler(opt, tc: TrainConfig, max_steps: int, batches: int):
+    if tc.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_steps)
+    return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=max(1, round(batches * tc.restart_epochs)))
+
+
+def schedule_of(cfg: RunConfig, n_train_ids: int) -> tuple[int, int, int]:
+    """(batches per epoch, max steps, eval interval), exactly as Mainrun derives them."""
+    batches = n_train_ids // (cfg.model.block_size * cfg.train.batch_size)
+    return batches, cfg.train.epochs * batches, batches // cfg.train.evals_per_epoch
+
+
+class Checkpoint:
+    """Atomic resume state in one directory: ckpt.pt plus a snapshot of the dvclive folder at that step."""
+
+    def __init__(self, directory, live_dir, digest: str):
+        self.dir, self.live_dir, self.digest = Path(directory), Path(live_dir), digest
+
+    def save(self, state: dict):
+        tmp = self.dir.with_name(self.dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save({**state, "digest": self.digest}, tmp / "ckpt.pt")
+        if self.live_dir.exists():
+            shutil.copytree(self.live_dir, tmp / "live")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        tmp.rename(self.dir)
+
+    def load(self):
+        """The saved state if it belongs to this exact config (restoring the dvclive folder), else None."""
+        path = self.dir / "ckpt.pt"
+        if not path.exists():
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("digest") != self.digest:
+            self.clear()  # written for other params: start over
+            return None
+        shutil.rmtree(self.live_dir, ignore_errors=True)
+        if (self.dir / "live").exists():
+            shutil.copytree(self.dir / "live", self.live_dir)
+        return state
+
+    def clear(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _rng_state(device):
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else torch.empty(0, dtype=torch.uint8)}
+
+
+def _set_rng_state(s, device):
+    torch.set_rng_state(s["torch"])
+    random.setstate(s["python"])
+    if device.type == "cuda" and s["cuda"].numel():
+        torch.cuda.set_rng_state(s["cuda"])
+
+
+def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) -> dict:
+    """Train one variant; write model.safetensors, config.json and run.json to out_dir, curves to live_dir."""
+    from dvclive import Live
+
+    tc, device = cfg.train, pick_device(cfg.train.device)
+    torch.manual_seed(tc.seed)
+    random.seed(tc.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
+    use_bf16 = device.type == "cuda" and tc.bf16
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+
+    tokdir = cfg.data["dir"]
+    train_ids = torch.from_numpy(load_ids(tokdir, "train").astype("int64")).to(device)
+    val_ids = torch.from_numpy(load_ids(tokdir, "val").astype("int64")).to(device)
+    val_chars = load_meta(tokdir)["val"]["characters"]
+    batches, max_steps, eval_interval = schedule_of(cfg, len(train_ids))
+    tokens_per_step = cfg.model.block_size * tc.batch_size
+
+    model = GPT(cfg.model).to(device)
+    opt = make_optimizer(model, tc, device)
+    sched = make_scheduler(opt, tc, max_steps, batches)
+    ckpt = Checkpoint(ckpt_dir, live_dir, cfg.digest())
+    state = ckpt.load()
+    step, ptr, train_seconds, eval_seconds = 0, 0, 0.0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, ptr, train_seconds, eval_seconds = state["step"], state["ptr"], state["train_s"], state["eval_s"]
+        _set_rng_state(state["rng"], device)
+        print(f"[{cfg.name}] resuming from step {step}/{max_steps}")
+    fwd = torch.compile(model) if tc.compile else model
+
+    def save_checkpoint():
+        ckpt.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
+                   "ptr": ptr, "train_s": train_seconds, "eval_s": eval_seconds, "rng": _rng_state(device)})
+
+    def on_sigterm(*_):
+        raise KeyboardInterrupt
+
+    previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None, report=None)
+    last_save = time.time()
+    bar = tqdm(total=max_steps, initial=step, desc=cfg.name, disable=not progress, dynamic_ncols=True)
+    model.train()
+    try:
+        while step < max_steps:
+            t0 = time.time()
+            step += 1
+            xb, yb, ptr = get_batch(train_ids, ptr, cfg.model.block_size, tc.batch_size)
+            with autocast():
+                _, loss = fwd(xb, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            sched.step()
+            loss = loss.item()
+            train_seconds += time.time() - t0
+            if not torch.isfinite(torch.tensor(loss)):
+                raise TrainingDiverged(f"variant '{cfg.name}' diverged at step {step}: training loss is {loss}; "
+                                       "lower its lr or check its settings")
+            live.step = step
+            live.log_metric("train_loss", loss, plot=True)
+            bar.update(1)
+            if step == 1 or step % eval_interval == 0 or step == max_steps:
+                t1 = time.time()
+                val = legacy_val_loss(model, val_ids, val_chars, cfg.model.block_size, tc.batch_size, autocast)
+                eval_seconds += time.time() - t1
+                live.log_metric("val_loss", val)
+                live.log_metric("epoch", (step - 1) // batches + 1, plot=False)
+                live.log_metric("elapsed_s", round(train_seconds + eval_seconds, 2), plot=False)
+                live.log_metric("tokens_per_s", round(step * tokens_per_step / train_seconds, 1), plot=False)
+                live.make_summary()
+                bar.set_postfix(val_loss=f"{val:.4f}", train_loss=f"{loss:.4f}")
+                if step < max_steps:
+                    save_checkpoint()
+                    last_save = time.time()
+            elif time.time() - last_save > tc.checkpoint_every_s:
+                save_checkpoint()
+                last_save = time.time()
+    except KeyboardInterrupt:
+        if 0 < step < max_steps:
+            save_checkpoint()
+            print(f"\n[{cfg.name}] interrupted: checkpoint saved at step {step}; run `dvc repro` again to resume")
+        raise
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous_handler)
+    live.end()
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(out / "model.safetensors"))
+    write_json(out / "config.json", cfg.to_dict())
+    summary = {"name": cfg.name, "config_digest": cfg.digest(), "parameters": model.num_params(),
+               "steps": max_steps, "batches_per_epoch": batches, "train_tokens_per_epoch": len(train_ids),
+               "final_val_loss": val, "train_seconds": round(train_seconds, 2),
+               "eval_seconds": round(eval_seconds, 2),
+               "tokens_per_second": round(max_steps * tokens_per_step / train_seconds, 1),
+               **run_info(device)}
+    write_json(out / "run.json", summary)
+    ckpt.clear()
+    return summary

@@ -1,0 +1,23 @@
+"""Stage download: Mainrun's seeded split of the titles, plus counts."""
+import argparse
+
+from _common import run_stage
+from mainrun.config import load_params
+from mainrun.data import download
+from mainrun.runlog import write_json
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", required=True, help="directory for train.json and val.json")
+    ap.add_argument("--stats", required=True, help="metrics file with title, character and byte counts")
+    args = ap.parse_args()
+    params = load_params()
+    d = params["data"]
+    stats = download(d["source"], d["num_titles"], d["val_frac"], params["seed"], args.out)
+    write_json(args.stats, stats)
+    print(f"{stats['train']['titles']} train / {stats['val']['titles']} validation titles from {d['source']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

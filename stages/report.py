@@ -1,0 +1,23 @@
+"""Stage report: reports/report.md, its PNGs and summary.json, from cached metrics and curves only."""
+import argparse
+
+from _common import run_stage
+from mainrun.config import load_params
+from mainrun.report import build_report
+from mainrun.runlog import read_json
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--configs", required=True)
+    ap.add_argument("--metrics", required=True, help="directory of the evaluate stages' JSON files")
+    ap.add_argument("--live", required=True, help="dvclive root with one directory per run")
+    ap.add_argument("--data-stats", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    summary = build_report(load_params(), read_json(args.data_stats), args.configs, args.metrics, args.live, args.out)
+    print(f"report: {summary['runs']} runs -> {args.out}/report.md")
+
+
+if __name__ == "__main__":
+    run_stage(main)

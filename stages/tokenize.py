@@ -1,0 +1,37 @@
+"""Stage tokenize: train one tokenizer and encode both splits."""
+import argparse
+from pathlib import Path
+
+from _common import run_stage
+from mainrun.config import load_params
+from mainrun.data import read_split
+from mainrun.runlog import write_json
+from mainrun.tokenizer import build
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--kind", default="bpe", choices=["bpe", "unigram", "bpe_whitelist"])
+    ap.add_argument("--vocab-size", type=int, required=True)
+    ap.add_argument("--raw", required=True, help="directory holding train.json and val.json")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--metrics", required=True)
+    args = ap.parse_args()
+    params = load_params()
+    alt = params["alt_tokenizers"].get(args.kind, {})
+    if alt and not params["studies"].get(alt["study"]):  # an opt-in tokenizer whose study is off
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.out) / "skipped.json", {"kind": args.kind, "reason": f"studies.{alt['study']} is off"})
+        write_json(args.metrics, {"skipped": True})
+        print(f"{args.kind}: skipped (studies.{alt['study']} is false)")
+        return
+    raw = Path(args.raw)
+    meta = build(read_split(raw / "train.json"), read_split(raw / "val.json"), args.vocab_size, args.out,
+                 kind=args.kind, corpus=params["data"]["tokenizer_corpus"], whitelist=alt.get("extra", ()))
+    write_json(args.metrics, meta)
+    print(f"{args.kind}-{args.vocab_size}: vocab {meta['vocab_size']}, {meta['train']['tokens']} train tokens, "
+          f"{meta['train']['characters_per_token']} characters/token")
+
+
+if __name__ == "__main__":
+    run_stage(main)
