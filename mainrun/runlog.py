@@ -2,6 +2,7 @@
 import json
 import platform
 import subprocess
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 
@@ -29,6 +30,7 @@ def run_info(device) -> dict:
 
 
 def write_json(path, obj) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")

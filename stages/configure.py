@@ -1,7 +1,7 @@
 """Stage configure: resolve params.yaml's variant chains into one config file per run."""
 import argparse
 
-from _common import run_stage
+from stages._common import run_stage
 from mainrun.config import load_params
 from mainrun.configure import configure
 

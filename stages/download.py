@@ -1,7 +1,7 @@
 """Stage download: Mainrun's seeded split of the titles, plus counts."""
 import argparse
 
-from _common import run_stage
+from stages._common import run_stage
 from mainrun.config import load_params
 from mainrun.data import download
 from mainrun.runlog import write_json

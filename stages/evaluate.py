@@ -1,7 +1,7 @@
 """Stage evaluate: the legacy Mainrun val_loss and the honest metrics of one trained run."""
 import argparse
 
-from _common import run_stage
+from stages._common import run_stage
 from mainrun.config import RunConfig
 from mainrun.evaluate import evaluate_run
 from mainrun.runlog import read_json, write_json

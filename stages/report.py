@@ -1,7 +1,7 @@
 """Stage report: reports/report.md, its PNGs and summary.json, from cached metrics and curves only."""
 import argparse
 
-from _common import run_stage
+from stages._common import run_stage
 from mainrun.config import load_params
 from mainrun.report import build_report
 from mainrun.runlog import read_json

@@ -2,7 +2,7 @@
 import argparse
 from pathlib import Path
 
-from _common import run_stage
+from stages._common import run_stage
 from mainrun.config import load_params
 from mainrun.data import read_split
 from mainrun.runlog import write_json

@@ -2,7 +2,7 @@
 import argparse
 from pathlib import Path
 
-from _common import run_stage
+from stages._common import run_stage
 from mainrun.config import RunConfig
 from mainrun.runlog import read_json, write_json
 from mainrun.train import train
