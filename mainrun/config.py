@@ -10,7 +10,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import yaml
 
 
-class ConfigError(ValueError):
+class MainrunError(Exception):
+    """A known failure whose message names the fix; stage scripts print it as one line."""
+
+
+class ConfigError(MainrunError, ValueError):
     """Bad params: the message names the key and the fix."""
 
 
@@ -133,7 +137,10 @@ def check_params(params: dict) -> None:
 
 def base_delta(params: dict) -> dict:
     """The root of every chain: Mainrun's defaults with the project-wide sizes from params.yaml."""
-    return {**params["model"], **params["train"], "seed": params["seed"]}
+    defaults = {**asdict(GPTConfig()), **asdict(TrainConfig())}
+    defaults.pop("vocab_size")  # GPTConfig's is filled from the tokenizer; TrainConfig's is the one asked for
+    return {**defaults, "vocab_size": TrainConfig.vocab_size, **params["model"], **params["train"],
+            "seed": params["seed"]}
 
 
 def resolve_variants(params: dict) -> dict[str, dict]:

@@ -6,13 +6,14 @@ import json
 import os
 from pathlib import Path
 
+from .config import MainrunError
 from .synthetic import synthetic_titles
 
 HF_PREFIX = "hf:"
 LOCAL_LOADERS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json", ".txt": "text"}
 
 
-class DataError(ValueError):
+class DataError(MainrunError, ValueError):
     """Bad data input: the message names the fix."""
 
 

@@ -41,7 +41,9 @@ def _train_unigram(titles: list[str], vocab_size: int) -> Tokenizer:
     tk = Tokenizer(models.Unigram())
     tk.normalizer = normalizers.NFKC()
     tk.pre_tokenizer = pre_tokenizers.Metaspace()
-    tk.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse(), decoders.Metaspace()])
+    # Llama-style decoding: ▁ back to spaces, byte pieces back to UTF-8, drop the space Metaspace prepended
+    tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                    decoders.Strip(" ", 1, 0)])
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size - len(BYTE_TOKENS), special_tokens=SPECIAL_TOKENS,
                                       unk_token=UNK)
     tk.train_from_iterator(titles, trainer)

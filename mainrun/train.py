@@ -10,14 +10,14 @@ import torch
 from safetensors.torch import save_model
 from tqdm import tqdm
 
-from .config import RunConfig, TrainConfig
+from .config import MainrunError, RunConfig, TrainConfig
 from .evaluate import legacy_val_loss
 from .model import GPT
 from .runlog import run_info, write_json
 from .tokenizer import load_ids, load_meta
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(MainrunError, RuntimeError):
     pass
 
 
@@ -135,23 +135,22 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
         print(f"[{cfg.name}] resuming from step {step}/{max_steps}")
     fwd = torch.compile(model) if tc.compile else model
 
-    def save_checkpoint():
+    def save_checkpoint(rng=None):
         ckpt.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-                   "ptr": ptr, "train_s": train_seconds, "eval_s": eval_seconds, "rng": _rng_state(device)})
+                   "ptr": ptr, "train_s": train_seconds, "eval_s": eval_seconds, "rng": rng or _rng_state(device)})
 
     def on_sigterm(*_):
         raise KeyboardInterrupt
 
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
     live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None, report=None)
-    last_save = time.time()
+    last_save, committed = time.time(), True
     bar = tqdm(total=max_steps, initial=step, desc=cfg.name, disable=not progress, dynamic_ncols=True)
     model.train()
     try:
         while step < max_steps:
-            t0 = time.time()
-            step += 1
-            xb, yb, ptr = get_batch(train_ids, ptr, cfg.model.block_size, tc.batch_size)
+            t0, committed, rng_before = time.time(), False, _rng_state(device)
+            xb, yb, next_ptr = get_batch(train_ids, ptr, cfg.model.block_size, tc.batch_size)
             with autocast():
                 _, loss = fwd(xb, yb)
             opt.zero_grad(set_to_none=True)
@@ -159,6 +158,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             opt.step()
             sched.step()
+            step, ptr, committed = step + 1, next_ptr, True
             loss = loss.item()
             train_seconds += time.time() - t0
             if not torch.isfinite(torch.tensor(loss)):
@@ -184,8 +184,8 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
                 save_checkpoint()
                 last_save = time.time()
     except KeyboardInterrupt:
-        if 0 < step < max_steps:
-            save_checkpoint()
+        if 0 < step < max_steps:  # an unfinished step is dropped whole, RNG included
+            save_checkpoint(None if committed else rng_before)
             print(f"\n[{cfg.name}] interrupted: checkpoint saved at step {step}; run `dvc repro` again to resume")
         raise
     finally:

@@ -1,13 +1,11 @@
 """Shared by the stage scripts (run as `python -m stages.NAME`): known errors become one clear line."""
 import sys
 
-from mainrun.config import ConfigError
-from mainrun.data import DataError
-from mainrun.train import TrainingDiverged
+from mainrun.config import MainrunError
 
 
 def run_stage(main):
     try:
         main()
-    except (ConfigError, DataError, TrainingDiverged) as e:
+    except MainrunError as e:
         sys.exit(f"error: {e}")

@@ -3,7 +3,6 @@ import argparse
 
 from stages._common import run_stage
 from mainrun.config import RunConfig
-from mainrun.evaluate import evaluate_run
 from mainrun.runlog import read_json, write_json
 
 
@@ -17,6 +16,8 @@ def main():
     if not spec["enabled"]:
         write_json(args.out, {"skipped": True})
         return
+    from mainrun.evaluate import evaluate_run
+
     metrics = evaluate_run(RunConfig.from_dict(spec), args.model)
     write_json(args.out, metrics)
     print(f"{spec['name']}: val_loss {metrics['val_loss']:.4f} (legacy), {metrics['val_loss_per_token']:.4f} "

@@ -5,7 +5,6 @@ from pathlib import Path
 from stages._common import run_stage
 from mainrun.config import RunConfig
 from mainrun.runlog import read_json, write_json
-from mainrun.train import train
 
 
 def main():
@@ -22,6 +21,8 @@ def main():
             write_json(Path(d) / "skipped.json", {"name": spec["name"], "study": spec["study"]})
         print(f"{spec['name']}: skipped (studies.{spec['study']} is false)")
         return
+    from mainrun.train import train  # torch loads only for runs that train
+
     s = train(RunConfig.from_dict(spec), args.out, args.live, args.ckpt)
     print(f"{s['name']}: val_loss {s['final_val_loss']:.4f} after {s['steps']} steps, "
           f"{s['tokens_per_second']:.0f} tokens/s on {s['device']}")

@@ -1,0 +1,42 @@
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mainrun.config import GPTConfig, RunConfig, TrainConfig
+from mainrun.tokenizer import build
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture
+def params() -> dict:
+    """The committed params.yaml, a fresh copy per test."""
+    return copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenized(tmp_path_factory):
+    """A small synthetic corpus tokenized with BPE at vocab 300."""
+    from mainrun.synthetic import synthetic_titles
+
+    titles = synthetic_titles(600, seed=7)
+    out = tmp_path_factory.mktemp("tok") / "bpe-300"
+    build(titles[:540], titles[540:], 300, out)
+    return out
+
+
+@pytest.fixture
+def tiny_run(tiny_tokenized):
+    """A run config of a tiny model over the tiny corpus; tests replace fields to make variants."""
+    from mainrun.tokenizer import load_meta
+
+    meta = load_meta(tiny_tokenized)
+    model = GPTConfig(vocab_size=meta["vocab_size"], block_size=16, n_layer=1, n_head=2, d_model=16)
+    train = TrainConfig(vocab_size=300, batch_size=4, epochs=1, evals_per_epoch=2, optimizer="adamw", lr=3e-3,
+                        weight_decay=0.01)
+    return RunConfig("tiny", model, train, {"dir": str(tiny_tokenized), "fingerprint": meta["fingerprint"]})

@@ -1,0 +1,95 @@
+import pytest
+
+from mainrun.config import ConfigError, GPTConfig, check_params, resolve_variants, split_settings
+from mainrun.report import variant_groups, writeup_setting
+
+ARCH = {"norm": "rmsnorm", "pos": "rope", "attn": "sdpa", "attn_bias": False, "emb_scale": True,
+        "mlp": "swiglu", "mlp_bias": False, "parallel_residual": True}
+
+
+def test_baseline_is_mainrun_defaults(params):
+    model, train = split_settings(resolve_variants(params)["baseline"])
+    assert model == GPTConfig()  # every field at Mainrun's value
+    assert (train.optimizer, train.lr, train.weight_decay, train.schedule) == ("sgd", 6e-3, 0.0, "cosine")
+    assert (train.vocab_size, train.batch_size, train.epochs, train.evals_per_epoch, train.seed) == (16000, 64, 7, 3, 1337)
+
+
+def test_headline_chain_is_cumulative(params):
+    v = resolve_variants(params)
+    assert v["r1_adamw"]["optimizer"] == "adamw" and v["r1_adamw"]["vocab_size"] == 16000
+    assert v["r2_vocab"]["vocab_size"] == params["vocab_size"] == 32000
+    assert v["r3_block256"]["block_size"] == 256 and v["r3_block256"]["lr"] == 1e-3
+    full = v["r4_4_parallel"]
+    assert {k: full[k] for k in ARCH} == ARCH
+    assert (full["optimizer"], full["vocab_size"], full["block_size"]) == ("adamw", 32000, 256)
+    assert v["r4_2_rope"]["mlp"] == "gelu" and not v["r4_3_swiglu"]["parallel_residual"]
+
+
+def test_figure_4b_group_builds_on_rec1_alone(params):
+    last = resolve_variants(params)["adamw_parallel"]
+    assert {k: last[k] for k in ARCH} == ARCH
+    assert (last["optimizer"], last["lr"], last["vocab_size"], last["block_size"]) == ("adamw", 1e-3, 16000, 128)
+
+
+def test_figure_4a_group_builds_on_sgd_baseline(params):
+    last = resolve_variants(params)["sgd_parallel"]
+    assert {k: last[k] for k in ARCH} == ARCH
+    assert (last["optimizer"], last["lr"], last["vocab_size"], last["block_size"]) == ("sgd", 6e-3, 16000, 128)
+
+
+def test_three_default_groups_and_opt_in_studies(params):
+    groups = variant_groups(params)
+    assert groups[0] == ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope",
+                         "r4_3_swiglu", "r4_4_parallel"]
+    assert groups[1][0] == "adamw_rmsnorm" and groups[2][0] == "sgd_rmsnorm"
+    v = resolve_variants(params)
+    assert all(v[n]["study"] is None for g in groups[:3] for n in g)
+    assert v["fail_unigram"]["study"] == "failed_attempts" and not params["studies"]["failed_attempts"]
+
+
+def test_vocab_override_reaches_only_later_variants(params):
+    params["vocab_size"] = 16000
+    v = resolve_variants(params)
+    assert v["r2_vocab"]["vocab_size"] == 16000 and v["baseline"]["vocab_size"] == 16000
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p["variants"]["r1_adamw"].update(optimiser="adamw"), "unknown key 'optimiser'"),
+    (lambda p: p["variants"]["adamw_rmsnorm"].update({"from": "nope"}), "'nope' is not a variant declared above"),
+    (lambda p: p["variants"]["vocab_8k"].update(study="nope"), "study 'nope'"),
+    (lambda p: p.update(vocab_size=24000), "not in vocab_sizes"),
+    (lambda p: p["train"].update(epoch=3), "unknown key train.epoch"),
+    (lambda p: p.update(extra=1), "unknown top-level key 'extra'"),
+    (lambda p: p.pop("noise"), "missing key 'noise'"),
+])
+def test_bad_params_name_the_key(params, mutate, message):
+    mutate(params)
+    with pytest.raises(ConfigError, match=message):
+        check_params(params)
+        resolve_variants(params)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"norm": "batchnorm"}, "norm must be one of"),
+    ({"d_model": 100, "n_head": 8}, "not divisible"),
+    ({"pos": "rope", "d_model": 24, "n_head": 8}, "even head size"),
+])
+def test_impossible_model_configs_are_rejected(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        GPTConfig(**kwargs)
+
+
+def test_writeup_setting_detection_is_exact(params):
+    assert writeup_setting(params)[0]
+    for mutate in (lambda p: p["data"].update(num_titles=99999), lambda p: p["model"].update(d_model=256),
+                   lambda p: p["train"].update(epochs=6), lambda p: p.update(vocab_size=16000),
+                   lambda p: p["data"].update(source="synthetic"),
+                   lambda p: p["variants"]["r3_block256"].update(block_size=192),
+                   lambda p: p["variants"]["adamw_rope"].update(emb_scale=False)):
+        changed = {**params, "data": dict(params["data"]), "model": dict(params["model"]),
+                   "train": dict(params["train"]), "variants": {k: dict(v) for k, v in params["variants"].items()}}
+        mutate(changed)
+        ok, why = writeup_setting(changed)
+        assert not ok and why
+    params["train"]["device"] = "cpu"  # where it runs is not part of the setting
+    assert writeup_setting(params)[0]

@@ -1,0 +1,96 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mainrun.config import GPTConfig
+from mainrun.model import GPT, GeluMLP, RMSNorm, SwiGLU, apply_rope, rope_tables
+
+FULL_STACK = dict(norm="rmsnorm", pos="rope", attn="sdpa", attn_bias=False, emb_scale=True, mlp="swiglu",
+                  mlp_bias=False, parallel_residual=True)
+TINY = GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, d_model=16, dropout=0.0)
+
+
+def test_mainrun_baseline_parameter_count():
+    assert GPT(GPTConfig(vocab_size=16000)).num_params() == 27_172_864
+
+
+def test_full_stack_parameter_count():
+    assert GPT(GPTConfig(vocab_size=32000, block_size=256, **FULL_STACK)).num_params() == 35_262_464
+
+
+def test_head_is_tied_and_init_matches_mainrun():
+    torch.manual_seed(0)
+    m = GPT(TINY)
+    assert m.head.weight is m.token_emb.weight
+    assert torch.count_nonzero(m.pos_emb) == 0
+    assert all(torch.count_nonzero(b.attn.qkv.bias) == 0 for b in m.blocks)
+    big = GPT(GPTConfig(vocab_size=2000, d_model=256, n_head=4, n_layer=1))
+    assert abs(big.blocks[0].attn.qkv.weight.std().item() - 0.02) < 1e-3
+
+
+def test_rmsnorm_replaces_layernorm_in_blocks_only():
+    m = GPT(replace(TINY, norm="rmsnorm"))
+    assert all(isinstance(b.ln1, RMSNorm) and isinstance(b.ln2, RMSNorm) for b in m.blocks)
+    assert isinstance(m.ln_f, torch.nn.LayerNorm)
+    assert not any(isinstance(x, torch.nn.LayerNorm) for b in m.blocks for x in b.modules())
+
+
+def test_rope_drops_learned_positions_and_attention_biases():
+    m = GPT(replace(TINY, pos="rope", attn="sdpa", attn_bias=False, emb_scale=True))
+    names = dict(m.named_parameters())
+    assert "pos_emb" not in names and not any(n.endswith("qkv.bias") or n.endswith("proj.bias") for n in names)
+    assert m.emb_scale == pytest.approx(16 ** -0.5)
+    assert "pos_emb" in dict(GPT(TINY).named_parameters())
+
+
+def test_rope_rotation_is_relative():
+    cos, sin = rope_tables(8, 16)
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    def score(i, j):
+        qi = apply_rope(q.expand(1, 1, 16, 8), cos, sin)[..., i, :]
+        kj = apply_rope(k.expand(1, 1, 16, 8), cos, sin)[..., j, :]
+        return (qi * kj).sum()
+    torch.testing.assert_close(score(5, 2), score(13, 10))  # depends on i - j only
+
+
+def test_swiglu_shape_and_no_biases():
+    m = GPT(GPTConfig(vocab_size=100, d_model=512, n_layer=1, mlp="swiglu", mlp_bias=False))
+    mlp = m.blocks[0].mlp
+    assert isinstance(mlp, SwiGLU) and mlp.gate.out_features == int(2.6667 * 512) == 1365
+    assert all(lin.bias is None for lin in (mlp.gate, mlp.up, mlp.down))
+    assert isinstance(GPT(TINY).blocks[0].mlp, GeluMLP)
+
+
+def test_sdpa_equals_manual_attention():
+    torch.manual_seed(0)
+    manual = GPT(TINY).eval()
+    fused = GPT(replace(TINY, attn="sdpa")).eval()
+    fused.load_state_dict(manual.state_dict())
+    idx = torch.randint(0, 50, (3, 8))
+    torch.testing.assert_close(fused(idx)[0], manual(idx)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_residual_algebra(parallel):
+    block = GPT(replace(TINY, parallel_residual=parallel)).blocks[0].eval()
+    x = torch.randn(2, 8, 16)
+    if parallel:
+        expected = x + block.attn(block.ln1(x)) + block.mlp(block.ln2(x))
+    else:
+        h = x + block.attn(block.ln1(x))
+        expected = h + block.mlp(block.ln2(h))
+    torch.testing.assert_close(block(x), expected)
+
+
+@pytest.mark.parametrize("flags", [{}, {"norm": "rmsnorm"}, {"pos": "rope"}, {"mlp": "swiglu"},
+                                   {"parallel_residual": True}, FULL_STACK])
+def test_every_flag_combination_runs_causally(flags):
+    torch.manual_seed(0)
+    m = GPT(replace(TINY, **flags)).eval()
+    idx = torch.randint(0, 50, (2, 8))
+    logits, loss = m(idx, idx)
+    assert logits.shape == (2, 8, 50) and torch.isfinite(loss)
+    changed = idx.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 50  # the future must not leak into earlier positions
+    torch.testing.assert_close(m(changed)[0][:, :-1], logits[:, :-1])

@@ -1,0 +1,98 @@
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mainrun.config import RunConfig, TrainConfig
+from mainrun.train import Checkpoint, TrainingDiverged, get_batch, schedule_of, train
+
+
+def test_get_batch_is_mainrun_sequential_with_wrap():
+    ids = torch.arange(20)
+    x, y, ptr = get_batch(ids, 0, block_size=2, batch_size=3)  # span 7
+    assert x.tolist() == [[0, 1], [2, 3], [4, 5]] and y.tolist() == [[1, 2], [3, 4], [5, 6]] and ptr == 6
+    _, _, ptr = get_batch(ids, ptr, 2, 3)
+    assert ptr == 12
+    x, _, ptr = get_batch(ids, 13, 2, 3)  # 13 + 7 >= 20: wraps to 0 (Mainrun's `>=`)
+    assert x[0].tolist() == [0, 1] and ptr == 6
+
+
+def test_schedule_matches_the_published_baseline_log():
+    from mainrun.config import GPTConfig
+    cfg = RunConfig("baseline", GPTConfig(), TrainConfig())
+    batches, max_steps, interval = schedule_of(cfg, 1_102_455)
+    assert (batches, max_steps, interval) == (134, 938, 44)
+    evals = [s for s in range(1, max_steps + 1) if s == 1 or s % interval == 0 or s == max_steps]
+    assert evals == [1] + list(range(44, 925, 44)) + [938]  # the steps of mainrun/logs/baseline.log
+
+
+def _curve(live_dir, name):
+    import pandas as pd
+    return pd.read_csv(live_dir / "plots" / "metrics" / f"{name}.tsv", sep="\t")
+
+
+def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
+    s = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+    val = _curve(tmp_path / "live", "val_loss")
+    assert val["val_loss"].iloc[-1] < val["val_loss"].iloc[0]
+    assert val["step"].iloc[0] == 1 and val["step"].iloc[-1] == s["steps"]
+    assert len(_curve(tmp_path / "live", "train_loss")) == s["steps"]
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"model.safetensors", "config.json", "run.json"}
+    assert not (tmp_path / "ckpt").exists()  # removed once the run is complete
+
+
+def test_same_seed_same_val_loss_to_the_last_digit(tiny_run, tmp_path):
+    a = train(tiny_run, tmp_path / "a", tmp_path / "la", tmp_path / "ca", progress=False)
+    b = train(tiny_run, tmp_path / "b", tmp_path / "lb", tmp_path / "cb", progress=False)
+    c = train(tiny_run.with_seed(7, "tiny-seed7"), tmp_path / "c", tmp_path / "lc", tmp_path / "cc", progress=False)
+    assert a["final_val_loss"] == b["final_val_loss"]
+    assert c["final_val_loss"] != a["final_val_loss"]
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypatch):
+    full = train(tiny_run, tmp_path / "full", tmp_path / "lfull", tmp_path / "cfull", progress=False)
+    import mainrun.train as t
+    real_clip, calls = t.torch.nn.utils.clip_grad_norm_, {"n": 0}
+
+    def interrupt_at_step_40(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise KeyboardInterrupt
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(t.torch.nn.utils, "clip_grad_norm_", interrupt_at_step_40)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+    monkeypatch.setattr(t.torch.nn.utils, "clip_grad_norm_", real_clip)
+    assert torch.load(tmp_path / "ckpt" / "ckpt.pt", weights_only=True)["step"] == 39  # step 40 was cut short
+    resumed = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+    assert resumed["final_val_loss"] == full["final_val_loss"]
+    assert _curve(tmp_path / "live", "train_loss")["step"].tolist() == list(range(1, full["steps"] + 1))
+
+
+def test_checkpoint_of_other_params_is_discarded(tmp_path):
+    Checkpoint(tmp_path / "ck", tmp_path / "live", "aaaa").save({"step": 3})
+    assert Checkpoint(tmp_path / "ck", tmp_path / "live", "aaaa").load()["step"] == 3
+    assert Checkpoint(tmp_path / "ck", tmp_path / "live", "bbbb").load() is None
+    assert not (tmp_path / "ck").exists()
+
+
+def test_divergence_stops_with_variant_and_step(tiny_run, tmp_path):
+    bad = replace(tiny_run, name="exploding", train=replace(tiny_run.train, optimizer="sgd", lr=1e38, grad_clip=1e38))
+    with pytest.raises(TrainingDiverged, match=r"'exploding' diverged at step \d+"):
+        train(bad, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
+
+
+@pytest.mark.parametrize("delta", [
+    {"optimizer": "sgd", "lr": 6e-3, "weight_decay": 0.0},
+    {"schedule": "warm_restarts", "restart_epochs": 0.5},
+    {"model": {"norm": "rmsnorm", "pos": "rope", "attn": "sdpa", "attn_bias": False, "emb_scale": True,
+               "mlp": "swiglu", "mlp_bias": False, "parallel_residual": True}},
+    {"model": {"n_layer": 2, "d_model": 32, "n_head": 4}},
+])
+def test_each_variant_kind_trains(tiny_run, tmp_path, delta):
+    model_delta = delta.pop("model", {})
+    cfg = replace(tiny_run, model=replace(tiny_run.model, **model_delta), train=replace(tiny_run.train, **delta))
+    s = train(cfg, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
+    assert math.isfinite(s["final_val_loss"]) and s["parameters"] > 0
