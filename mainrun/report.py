@@ -226,14 +226,15 @@ def study_sections(params, runs, noise, fig_dir) -> list[str]:
         charts.bars_chart(fig_dir / "failed_attempts.png", "Attempts on top of the full stack", [ref, *failed],
                           [runs[n]["metrics"]["val_bpb"] for n in [ref, *failed]], ylabel="val_bpb")
         lines += ["", "![failed attempts](figures/failed_attempts.png)", ""]
-        lines += [f"- {verdict(n, runs[n]['metrics']['val_bpb'] - r['val_bpb'], None, 'val_bpb')}"
+        bpb_noise = noise_threshold(noise_spread(params, runs, "val_bpb"))
+        lines += [f"- {verdict(n, runs[n]['metrics']['val_bpb'] - r['val_bpb'], bpb_noise, 'val_bpb')}"
                   if n.endswith(("domain_tokens", "unigram")) else
                   f"- {verdict(n, runs[n]['metrics']['val_loss'] - r['val_loss'], noise)}" for n in failed]
         lines.append("")
     return lines
 
 
-def noise_section(params, runs, published) -> list[str]:
+def noise_section(params, runs, published, fig_dir) -> list[str]:
     groups = noise_spread(params, runs)
     a, b = published["rec1_repeat"]
     lines = ["## Seed noise", "",
@@ -242,7 +243,10 @@ def noise_section(params, runs, published) -> list[str]:
     if not groups:
         return lines + ["This run measured no seed spread (noise.seeds is empty), so no verdict below can separate "
                         "an effect from noise: set e.g. `noise.seeds: [1338, 1339]`.", ""]
-    lines += ["| variant | seeds | val_loss mean ± std | range |", "|---|---|---|---|"]
+    charts.bars_chart(fig_dir / "seed_noise.png", "val_loss over seeds (mean ± std)", list(groups),
+                      [statistics.mean(v) for v in groups.values()], [statistics.stdev(v) for v in groups.values()])
+    lines += ["![seed noise](figures/seed_noise.png)", "",
+              "| variant | seeds | val_loss mean ± std | range |", "|---|---|---|---|"]
     for name, values in groups.items():
         lines.append(f"| {name} | {len(values)} | {statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} | "
                      f"{max(values) - min(values):.4f} |")
@@ -271,7 +275,7 @@ def build_report(params, data_stats, configs_dir, metrics_dir, live_dir, out_dir
     lines += chain_section(groups[0], runs, noise, fig_dir)
     lines += disagreement_section(groups[0], runs)
     lines += study_sections(params, runs, noise, fig_dir)
-    lines += noise_section(params, runs, published)
+    lines += noise_section(params, runs, published, fig_dir)
     lines += ["## Every run", "",
               "| run | params | steps | val_loss | val_loss_per_token | val_bpb | legacy counted | train s | tokens/s |",
               "|---|---|---|---|---|---|---|---|---|"]

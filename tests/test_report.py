@@ -53,6 +53,7 @@ def test_noise_aggregate(params, tmp_path):
     mean, std = statistics.mean([1.30, 1.33, 1.31]), statistics.stdev([1.30, 1.33, 1.31])
     assert f"| r1_adamw | 3 | {mean:.4f} ± {std:.4f} | 0.0300 |" in text
     assert "within seed noise (0.0300): not shown" in text
+    assert (tmp_path / "reports" / "figures" / "seed_noise.png").exists()
 
 
 def test_toy_run_prints_no_published_difference(params, tmp_path):

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from mainrun.config import ConfigError
+from mainrun.configure import configure
+
+
+def fake_tokenized(root, sizes=(8000, 16000, 32000), train_tokens=1_102_455, val_tokens=120_000):
+    for v in sizes:
+        d = root / f"bpe-{v}"
+        d.mkdir(parents=True)
+        (d / "meta.json").write_text(json.dumps({
+            "vocab_size": v, "fingerprint": f"fp{v}", "train": {"tokens": train_tokens}, "val": {"tokens": val_tokens}}))
+    return root
+
+
+def config_bytes(params, tmp_path, name):
+    out, tok = tmp_path / name, tmp_path / "tok"
+    configure(params, tok if tok.exists() else fake_tokenized(tok), out)
+    return {p.stem: p.read_bytes() for p in out.glob("*.json")}
+
+
+def changed(params_a, params_b, tmp_path):
+    a, b = config_bytes(params_a, tmp_path, "a"), config_bytes(params_b, tmp_path, "b")
+    return {n for n in a if a[n] != b[n]}
+
+
+def test_vocab_change_touches_rec2_onwards_only(params, tmp_path):
+    import copy
+    other = copy.deepcopy(params)
+    other["vocab_size"] = 16000
+    assert changed(params, other, tmp_path) == {"r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
+                                                 "r4_4_parallel"}
+
+
+def test_earlier_delta_touches_it_and_everything_built_on_it(params, tmp_path):
+    import copy
+    other = copy.deepcopy(params)
+    other["variants"]["r1_adamw"]["lr"] = 2e-3
+    assert changed(params, other, tmp_path) == {
+        "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu", "r4_4_parallel",
+        "adamw_rmsnorm", "adamw_rope", "adamw_swiglu", "adamw_parallel"}
+
+
+def test_disabled_study_runs_get_a_marker(params, tmp_path):
+    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg")
+    assert json.loads((tmp_path / "cfg" / "fail_unigram.json").read_text()) == {
+        "name": "fail_unigram", "enabled": False, "study": "failed_attempts"}
+    baseline = json.loads((tmp_path / "cfg" / "baseline.json").read_text())
+    assert baseline["enabled"] and baseline["model"]["vocab_size"] == 16000 and baseline["data"]["fingerprint"] == "fp16000"
+
+
+def test_seed_runs_are_configured(params, tmp_path):
+    params["noise"]["seeds"] = [1338]
+    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg")
+    cfg = json.loads((tmp_path / "cfg" / "r1_adamw-seed1338.json").read_text())
+    assert cfg["train"]["seed"] == 1338 and cfg["train"]["optimizer"] == "adamw"
+
+
+@pytest.mark.parametrize("mutate, tok, message", [
+    (lambda p: p["variants"]["r3_block256"].update(block_size=4096), {}, "262145"),
+    (lambda p: None, {"val_tokens": 5000}, "legacy metric needs one full batch of 8193 validation tokens"),
+    (lambda p: p["train"].update(evals_per_epoch=200), {}, "fewer than train.evals_per_epoch"),
+    (lambda p: p["studies"].update(failed_attempts=True), {}, "tokenizer at vocab 32000, which was not built"),
+    (lambda p: p.update(studies={"vocab_sweep": True, "failed_attempts": False}, vocab_sizes=[16000, 32000]), {},
+     "vocab_size 8000, which is not in vocab_sizes"),
+    (lambda p: p["noise"].update(variants=["r9"], seeds=[1]), {}, "noise.variants: 'r9' is not a variant"),
+])
+def test_configure_errors_name_the_fix(params, tmp_path, mutate, tok, message):
+    mutate(params)
+    with pytest.raises(ConfigError, match=message) as err:
+        configure(params, fake_tokenized(tmp_path / "tok", **tok), tmp_path / "cfg")
+    assert "\n" not in str(err.value)
