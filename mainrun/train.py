@@ -1,5 +1,6 @@
 """One training loop for every variant: Mainrun's, with the optimiser and schedule as config fields."""
 import contextlib
+import math
 import random
 import shutil
 import signal
@@ -161,7 +162,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
             step, ptr, committed = step + 1, next_ptr, True
             loss = loss.item()
             train_seconds += time.time() - t0
-            if not torch.isfinite(torch.tensor(loss)):
+            if not math.isfinite(loss):
                 raise TrainingDiverged(f"variant '{cfg.name}' diverged at step {step}: training loss is {loss}; "
                                        "lower its lr or check its settings")
             live.step = step

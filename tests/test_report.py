@@ -63,6 +63,10 @@ def test_toy_run_prints_no_published_difference(params, tmp_path):
     assert len(re.findall(r"!\[Figure \d\w?:", text)) == 6
     rows = [line for line in text.splitlines() if line.startswith("| baseline | 1.7533 |")]
     assert rows and all(row.split("|")[4].strip() == "—" for row in rows)
+    # the write-up's own differences, judged against its Rec. 1 repeat gap (1.330 vs 1.311)
+    assert ("published: adamw_rmsnorm changed the legacy val_loss by +0.0100, within the write-up's Rec. 1 repeat gap "
+            "(0.0190): not shown") in text
+    assert "published: r1_adamw changed the legacy val_loss by -0.4233, beyond" in text
 
 
 def test_writeup_setting_shows_differences_and_grey_published_curve(params, tmp_path):
