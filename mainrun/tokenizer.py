@@ -26,7 +26,9 @@ def train_tokenizer(titles: list[str], vocab_size: int, kind: str = "bpe", white
         return _train_unigram(titles, vocab_size)
     extra = list(dict.fromkeys([*WHITELIST, *whitelist])) if kind == "bpe_whitelist" else []
     tk = Tokenizer(models.BPE(unk_token=UNK))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel()
+    # Mainrun's ByteLevel() prepends a space to every piece; with whitelisted tokens splitting the text that would
+    # invent a space after each of them, so the whitelist variant keeps the text exactly as written
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=not extra)
     tk.decoder = decoders.ByteLevel()
     # the whitelist counts against the vocabulary, so every kind ends at the same size
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(extra), special_tokens=SPECIAL_TOKENS)

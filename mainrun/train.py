@@ -136,48 +136,62 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
         print(f"[{cfg.name}] resuming from step {step}/{max_steps}")
     fwd = torch.compile(model) if tc.compile else model
 
-    def save_checkpoint(rng=None):
+    def save_checkpoint(rng=None, pending_eval=False):
         ckpt.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-                   "ptr": ptr, "train_s": train_seconds, "eval_s": eval_seconds, "rng": rng or _rng_state(device)})
+                   "ptr": ptr, "train_s": train_seconds, "eval_s": eval_seconds, "rng": rng or _rng_state(device),
+                   "pending_eval": pending_eval})
+
+    def is_eval_step(s):
+        return s == 1 or s % eval_interval == 0 or s == max_steps
+
+    def evaluate_and_log():
+        nonlocal eval_seconds
+        t1 = time.time()
+        val = legacy_val_loss(model, val_ids, val_chars, cfg.model.block_size, tc.batch_size, autocast)
+        eval_seconds += time.time() - t1
+        live.step = step
+        live.log_metric("val_loss", val)
+        live.log_metric("epoch", (step - 1) // batches + 1)
+        live.log_metric("elapsed_s", round(train_seconds + eval_seconds, 2))
+        live.log_metric("tokens_per_s", round(step * tokens_per_step / train_seconds, 1))
+        live.make_summary()
+        bar.set_postfix(val_loss=f"{val:.4f}")
+        return val
 
     def on_sigterm(*_):
         raise KeyboardInterrupt
 
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
     live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None, report=None)
-    last_save, committed = time.time(), True
     bar = tqdm(total=max_steps, initial=step, desc=cfg.name, disable=not progress, dynamic_ncols=True)
+    if state is not None and state["pending_eval"]:  # the evaluation an interrupt cut short
+        val = evaluate_and_log()
+    # phase: "forward" changes nothing yet; "update" is changing weights; "done": the step is committed
+    last_save, last_eval, phase, rng_before = time.time(), step, "done", None
     model.train()
     try:
         while step < max_steps:
-            t0, committed, rng_before = time.time(), False, _rng_state(device)
+            t0, rng_before, phase = time.time(), _rng_state(device), "forward"
             xb, yb, next_ptr = get_batch(train_ids, ptr, cfg.model.block_size, tc.batch_size)
             with autocast():
                 _, loss = fwd(xb, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            loss = loss.item()
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"variant '{cfg.name}' diverged at step {step + 1}: training loss is {loss}; "
+                                       "lower its lr or check its settings")
+            phase = "update"
             opt.step()
             sched.step()
-            step, ptr, committed = step + 1, next_ptr, True
-            loss = loss.item()
+            step, ptr, phase = step + 1, next_ptr, "done"
             train_seconds += time.time() - t0
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"variant '{cfg.name}' diverged at step {step}: training loss is {loss}; "
-                                       "lower its lr or check its settings")
             live.step = step
-            live.log_metric("train_loss", loss, plot=True)
+            live.log_metric("train_loss", loss)
             bar.update(1)
-            if step == 1 or step % eval_interval == 0 or step == max_steps:
-                t1 = time.time()
-                val = legacy_val_loss(model, val_ids, val_chars, cfg.model.block_size, tc.batch_size, autocast)
-                eval_seconds += time.time() - t1
-                live.log_metric("val_loss", val)
-                live.log_metric("epoch", (step - 1) // batches + 1, plot=False)
-                live.log_metric("elapsed_s", round(train_seconds + eval_seconds, 2), plot=False)
-                live.log_metric("tokens_per_s", round(step * tokens_per_step / train_seconds, 1), plot=False)
-                live.make_summary()
-                bar.set_postfix(val_loss=f"{val:.4f}", train_loss=f"{loss:.4f}")
+            if is_eval_step(step):
+                val, last_eval = evaluate_and_log(), step
                 if step < max_steps:
                     save_checkpoint()
                     last_save = time.time()
@@ -185,8 +199,11 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
                 save_checkpoint()
                 last_save = time.time()
     except KeyboardInterrupt:
-        if 0 < step < max_steps:  # an unfinished step is dropped whole, RNG included
-            save_checkpoint(None if committed else rng_before)
+        if phase == "update":  # weights half-updated: the last checkpoint stands
+            print(f"\n[{cfg.name}] interrupted during an update: `dvc repro` resumes from the last checkpoint")
+        elif 0 < step < max_steps:  # an unfinished step is dropped whole, RNG included
+            save_checkpoint(rng_before if phase == "forward" else None,
+                            pending_eval=phase == "done" and is_eval_step(step) and last_eval != step)
             print(f"\n[{cfg.name}] interrupted: checkpoint saved at step {step}; run `dvc repro` again to resume")
         raise
     finally:

@@ -30,7 +30,7 @@ def tiny_tokenized(tmp_path_factory):
     return out
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_run(tiny_tokenized):
     """A run config of a tiny model over the tiny corpus; tests replace fields to make variants."""
     from mainrun.tokenizer import load_meta

@@ -52,6 +52,8 @@ def test_whitelisted_tokens_encode_to_single_ids():
         ids = tk.encode(f"x {token} y").ids
         assert tk.token_to_id(token) in ids, token
     assert tk.encode("C++").ids == [tk.token_to_id("C++")]
+    for text in ["see https://foo.com GPUs", "Show HN: a C++ API for GPT-4 (2023)"]:
+        assert tk.decode(tk.encode(text).ids) == text  # no invented spaces around whitelisted tokens
 
 
 def test_unigram_round_trips_emoji_and_non_latin():

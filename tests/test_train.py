@@ -50,25 +50,49 @@ def test_same_seed_same_val_loss_to_the_last_digit(tiny_run, tmp_path):
     assert c["final_val_loss"] != a["final_val_loss"]
 
 
-def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypatch):
-    full = train(tiny_run, tmp_path / "full", tmp_path / "lfull", tmp_path / "cfull", progress=False)
-    import mainrun.train as t
-    real_clip, calls = t.torch.nn.utils.clip_grad_norm_, {"n": 0}
+def _interrupt_on_call(monkeypatch, owner, attr, n):
+    """Make owner.attr raise KeyboardInterrupt on its n-th call (as Ctrl-C would there)."""
+    real, calls = getattr(owner, attr), {"n": 0}
 
-    def interrupt_at_step_40(*args, **kwargs):
+    def wrapper(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 40:
+        if calls["n"] == n:
             raise KeyboardInterrupt
-        return real_clip(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(t.torch.nn.utils, "clip_grad_norm_", interrupt_at_step_40)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
-    monkeypatch.setattr(t.torch.nn.utils, "clip_grad_norm_", real_clip)
-    assert torch.load(tmp_path / "ckpt" / "ckpt.pt", weights_only=True)["step"] == 39  # step 40 was cut short
+    monkeypatch.setattr(owner, attr, wrapper)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_run, tmp_path_factory):
+    d = tmp_path_factory.mktemp("full")
+    return train(tiny_run, d / "out", d / "live", d / "ckpt", progress=False), d / "live"
+
+
+@pytest.mark.parametrize("where, n", [("clip", 40), ("optimizer", 100), ("evaluation", 3)])
+def test_interrupted_run_resumes_to_the_same_result(tiny_run, uninterrupted, tmp_path, monkeypatch, where, n):
+    import mainrun.train as t
+    full, full_live = uninterrupted
+    interval = schedule_of(tiny_run, len(t.load_ids(tiny_run.data["dir"], "train")))[2]
+    eval_steps = [1] + list(range(interval, full["steps"], interval))
+    if where == "clip":  # before any weight changes: step n is dropped whole
+        expected = n - 1
+    elif where == "optimizer":  # weights half-updated: the last checkpoint stands
+        expected = max(s for s in eval_steps if s < n)
+    else:  # the n-th evaluation is redone on resume
+        expected = eval_steps[n - 1]
+    owner, attr = {"clip": (t.torch.nn.utils, "clip_grad_norm_"), "optimizer": (torch.optim.AdamW, "step"),
+                   "evaluation": (t, "legacy_val_loss")}[where]
+    with monkeypatch.context() as m:
+        _interrupt_on_call(m, owner, attr, n)
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+    state = torch.load(tmp_path / "ckpt" / "ckpt.pt", weights_only=True)
+    assert state["step"] == expected and state["pending_eval"] == (where == "evaluation")
     resumed = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
     assert resumed["final_val_loss"] == full["final_val_loss"]
-    assert _curve(tmp_path / "live", "train_loss")["step"].tolist() == list(range(1, full["steps"] + 1))
+    for curve in ("train_loss", "val_loss", "epoch", "tokens_per_s"):
+        assert _curve(tmp_path / "live", curve)["step"].tolist() == _curve(full_live, curve)["step"].tolist()
 
 
 def test_checkpoint_of_other_params_is_discarded(tmp_path):
