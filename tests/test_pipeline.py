@@ -91,9 +91,9 @@ def test_report_alone_regenerates_after_deleting_reports(repo):
 
 
 def test_plots_list_every_variant(repo):
-    plots = json.loads(sh(repo, "dvc", "plots", "show", "--json"))["data"]
-    files = {d["filename"] for d in json.dumps(plots) and [v for p in plots.values() for v in p[0]["content"]["data"]["values"]]}
-    assert {f"{n}/plots/metrics/val_loss.tsv" for n in HEADLINE} <= {f.split("dvclive/")[-1] for f in files}
+    plots = json.loads(sh(repo, "dvc", "plots", "diff", "--json"))["data"]
+    files = {v["filename"].split("dvclive/")[-1] for v in plots["val_loss_all"][0]["content"]["data"]["values"]}
+    assert files == {f"{n}/plots/metrics/val_loss.tsv" for n in DEFAULT}
     assert set(plots) >= {"fig1_adamw", "fig2_vocab", "fig3_block", "fig4a_arch_on_sgd", "fig4b_arch_on_adamw",
                           "fig5_full_stack"}
 
