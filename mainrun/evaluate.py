@@ -79,14 +79,13 @@ def evaluate_run(cfg, model_dir) -> dict:
     from .model import GPT
     from .runlog import read_json
     from .tokenizer import load_ids, load_meta
-    from .train import pick_device
+    from .train import autocast_for, pick_device
 
     device = pick_device(cfg.train.device)
     model = GPT(cfg.model)
     load_model(model, str(Path(model_dir) / "model.safetensors"))
     model.to(device)
-    use_bf16 = device.type == "cuda" and cfg.train.bf16
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+    autocast = autocast_for(device, cfg.train.bf16)
     meta = load_meta(cfg.data["dir"])
     val_ids = torch.from_numpy(load_ids(cfg.data["dir"], "val").astype("int64")).to(device)
     T, B = cfg.model.block_size, cfg.train.batch_size

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from .data import split_stats
+
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 SPECIAL_TOKENS = [PAD, EOS, UNK]
 # the write-up's whitelisted domain tokens; params.yaml alt_tokenizers.bpe_whitelist.extra adds more
@@ -86,9 +88,9 @@ def build(train_titles, val_titles, vocab_size: int, out_dir, kind="bpe", corpus
         ids = encode_titles(tk, titles)
         np.save(out / f"{split}.npy", ids)
         digest.update(ids.tobytes())
-        chars = sum(map(len, titles)) + len(EOS) * len(titles)  # len("<eos>".join(titles) + "<eos>")
-        meta[split] = {"tokens": int(len(ids)), "characters": chars,
-                       "bytes": sum(len(t.encode("utf-8")) for t in titles) + len(titles),
+        stats = split_stats(titles)
+        chars = stats["characters"] + len(EOS) * len(titles)  # len("<eos>".join(titles) + "<eos>")
+        meta[split] = {"tokens": int(len(ids)), "characters": chars, "bytes": stats["bytes"],
                        "characters_per_token": round(chars / len(ids), 4)}
     meta["fingerprint"] = digest.hexdigest()[:16]
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -28,6 +28,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
 
 
+def autocast_for(device: torch.device, bf16: bool):
+    """bf16 autocast on CUDA when asked; the CPU always runs fp32."""
+    if device.type == "cuda" and bf16:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 def get_batch(ids: torch.Tensor, ptr: int, block_size: int, batch_size: int):
     """Mainrun's sequential batching; note `>=`: it wraps to 0 even when the span would just fit."""
     span = block_size * batch_size + 1
@@ -111,8 +118,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
     random.seed(tc.seed)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
-    use_bf16 = device.type == "cuda" and tc.bf16
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+    autocast = autocast_for(device, tc.bf16)
 
     tokdir = cfg.data["dir"]
     train_ids = torch.from_numpy(load_ids(tokdir, "train").astype("int64")).to(device)
