@@ -188,8 +188,9 @@ def disagreement_section(chain, runs) -> list[str]:
     lines = ["## Legacy metric vs bits per byte", "",
              "The legacy figure divides the summed loss of the *counted* tokens by the validation *characters*. "
              "It counts only full batches of batch_size×block_size+1 tokens, so a larger block (or a vocabulary that "
-             "changes the token count) changes which tokens are counted. Bits per byte counts every token and divides "
-             "by UTF-8 bytes, so it is the one comparable across block sizes and vocabularies.", "",
+             "changes the token count) changes which tokens are counted, and each `<eos>` marker adds five characters "
+             "to its denominator. Bits per byte counts every token and divides by UTF-8 bytes (one per end of title), "
+             "so it is the one comparable across block sizes and vocabularies.", "",
              "| step | Δ legacy (relative) | Δ bpb (relative) | tokens counted by legacy | agree? |", "|---|---|---|---|---|"]
     moves = []
     for prev, n in zip(chain, chain[1:]):
