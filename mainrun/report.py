@@ -303,14 +303,14 @@ def build_report(params, data_stats, configs_dir, metrics_dir, live_dir, out_dir
     lines += study_sections(params, runs, noise, fig_dir)
     lines += noise_section(params, runs, published, fig_dir)
     lines += ["## Every run", "",
-              "| run | params | steps | val_loss | val_loss_per_token | val_bpb | legacy counted | train s | tokens/s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| run | params | steps | val_loss | val_loss_per_token | val_bpb | legacy counted | train s | tokens/s | device |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for n in run_settings(params):
         if n in runs:
             m = runs[n]["metrics"]
             lines.append(f"| {n} | {m['params']:,} | {m['steps']} | {m['val_loss']:.4f} | {m['val_loss_per_token']:.4f} "
                          f"| {m['val_bpb']:.4f} | {m['val_tokens_counted_frac']:.1%} | {m['train_seconds']:.0f} | "
-                         f"{m['tokens_per_second']:.0f} |")
+                         f"{m['tokens_per_second']:.0f} | {m['device']} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     summary = {"writeup_setting": in_setting, "runs": len(runs)}
     for metric in ("val_loss", "val_loss_per_token", "val_bpb"):
