@@ -56,7 +56,9 @@ def _load_local(path: str):
                         f"{', '.join(LOCAL_LOADERS)}")
     if not os.path.isfile(path):
         raise DataError(f"data.source file '{path}' does not exist; fix the path in params.yaml (data.source)")
-    ds = load_dataset(LOCAL_LOADERS[suffix], data_files=os.path.abspath(path), split="train")
+    kind = LOCAL_LOADERS[suffix]
+    extra = {"keep_default_na": False} if kind == "csv" else {}  # a title "NA" or "null" stays a title
+    ds = load_dataset(kind, data_files=os.path.abspath(path), split="train", **extra)
     if suffix == ".txt":
         ds = ds.rename_column("text", "title")
     return ds

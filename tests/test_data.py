@@ -44,6 +44,11 @@ def test_other_local_formats(tmp_path):
     assert got[0] == got[1] == got[2] == sorted(titles)
 
 
+def test_csv_titles_that_look_like_missing_values_stay_titles(tmp_path):
+    pd.DataFrame({"id": [1, 2, 3], "title": ["NA", "null", "NaN"]}).to_csv(tmp_path / "t.csv", index=False)
+    assert sorted(load_titles(str(tmp_path / "t.csv"), 3, 1)) == ["NA", "NaN", "null"]
+
+
 def test_same_seed_gives_byte_identical_splits(tmp_path):
     for d in ("a", "b"):
         download("synthetic", 500, 0.1, 1337, tmp_path / d)
