@@ -36,6 +36,7 @@ class GPTConfig:
     emb_scale: bool = False  # token embeddings times d_model ** -0.5
 
     def __post_init__(self):
+        _check_types(self)
         _check_choice(self, "norm", ("layernorm", "rmsnorm"))
         _check_choice(self, "pos", ("learned", "rope"))
         _check_choice(self, "attn", ("manual", "sdpa"))
@@ -72,6 +73,7 @@ class TrainConfig:
     checkpoint_every_s: float = 300.0
 
     def __post_init__(self):
+        _check_types(self)
         _check_choice(self, "tokenizer", ("bpe", "unigram", "bpe_whitelist"))
         _check_choice(self, "optimizer", ("sgd", "adamw"))
         _check_choice(self, "schedule", ("cosine", "warm_restarts"))
@@ -81,6 +83,20 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+
+
+def _check_types(cfg):
+    """Each field must hold its annotated type (an int may stand for a float); names the field otherwise."""
+    for f in fields(cfg):
+        value, kind = getattr(cfg, f.name), f.type
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            hint = ""
+            if kind is float and isinstance(value, str):
+                hint = " (YAML reads 1e-3 as text: write 1.0e-3)"
+            raise ConfigError(f"{f.name} must be of type {kind.__name__}, got {value!r}{hint}")
 
 
 def _check_choice(cfg, name, choices):

@@ -73,10 +73,22 @@ def test_bad_params_name_the_key(params, mutate, message):
     ({"norm": "batchnorm"}, "norm must be one of"),
     ({"d_model": 100, "n_head": 8}, "not divisible"),
     ({"pos": "rope", "d_model": 24, "n_head": 8}, "even head size"),
+    ({"n_layer": "6"}, "n_layer must be of type int, got '6'"),
+    ({"parallel_residual": 1}, "parallel_residual must be of type bool"),
 ])
 def test_impossible_model_configs_are_rejected(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         GPTConfig(**kwargs)
+
+
+@pytest.mark.parametrize("delta, message", [
+    ({"lr": "1e-3"}, r"lr must be of type float, got '1e-3' \(YAML reads 1e-3 as text: write 1.0e-3\)"),
+    ({"epochs": 7.5}, "epochs must be of type int"),
+])
+def test_wrong_types_in_a_variant_name_the_field(params, delta, message):
+    params["variants"]["r1_adamw"].update(delta)
+    with pytest.raises(ConfigError, match=message):
+        split_settings(resolve_variants(params)["r1_adamw"])
 
 
 def test_writeup_setting_detection_is_exact(params):
