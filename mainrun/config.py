@@ -5,9 +5,9 @@ A variant in params.yaml is a delta on the variant above it (or on the one named
 """
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
-import yaml
 
 
 class MainrunError(Exception):
@@ -81,22 +81,27 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "evals_per_epoch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        for name in ("lr", "grad_clip", "restart_epochs", "checkpoint_every_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
+
+
+def check_value(path: str, kind: type, value) -> None:
+    """value must be of type kind (an int may stand for a float, a bool never for a number)."""
+    number_as_float = kind is float and isinstance(value, int)
+    if (isinstance(value, kind) or number_as_float) and (kind is bool or not isinstance(value, bool)):
+        return
+    hint = ""
+    if kind is float and isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
+        hint = f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-3)"
+    raise ConfigError(f"{path} must be of type {kind.__name__}, got {value!r}{hint}")
 
 
 def _check_types(cfg):
-    """Each field must hold its annotated type (an int may stand for a float); names the field otherwise."""
     for f in fields(cfg):
-        value, kind = getattr(cfg, f.name), f.type
-        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            hint = ""
-            if kind is float and isinstance(value, str):
-                hint = " (YAML reads 1e-3 as text: write 1.0e-3)"
-            raise ConfigError(f"{f.name} must be of type {kind.__name__}, got {value!r}{hint}")
+        check_value(f.name, f.type, getattr(cfg, f.name))
 
 
 def _check_choice(cfg, name, choices):
@@ -107,49 +112,7 @@ def _check_choice(cfg, name, choices):
 MODEL_KEYS = {f.name for f in fields(GPTConfig)} - {"vocab_size"}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 DELTA_KEYS = MODEL_KEYS | TRAIN_KEYS
-
-# params.yaml sections and the keys each may hold (strict: anything else is a typo)
-PARAM_SCHEMA = {
-    "seed": int,
-    "vocab_size": int,
-    "vocab_sizes": list,
-    "data": {"source", "num_titles", "val_frac", "tokenizer_corpus"},
-    "model": {"n_layer", "n_head", "d_model", "dropout"},
-    "train": TRAIN_KEYS - {"tokenizer", "vocab_size", "optimizer", "lr", "weight_decay", "schedule", "restart_epochs", "seed"},
-    "alt_tokenizers": dict,
-    "variants": dict,
-    "studies": dict,
-    "noise": {"variants", "seeds"},
-}
-
-
-def load_params(path="params.yaml") -> dict:
-    with open(path) as f:
-        params = yaml.safe_load(f) or {}
-    check_params(params)
-    return params
-
-
-def check_params(params: dict) -> None:
-    for key, spec in PARAM_SCHEMA.items():
-        if key not in params:
-            raise ConfigError(f"params.yaml: missing key '{key}' (see the committed params.yaml)")
-        value = params[key]
-        if isinstance(spec, set):
-            if not isinstance(value, dict):
-                raise ConfigError(f"params.yaml: '{key}' must be a mapping")
-            unknown = sorted(set(value) - spec)
-            if unknown:
-                raise ConfigError(f"params.yaml: unknown key {key}.{unknown[0]}; allowed: {', '.join(sorted(spec))}")
-        elif not isinstance(value, spec) or isinstance(value, bool):
-            raise ConfigError(f"params.yaml: '{key}' must be a {spec.__name__}, got {value!r}")
-    unknown = sorted(set(params) - set(PARAM_SCHEMA))
-    if unknown:
-        raise ConfigError(f"params.yaml: unknown top-level key '{unknown[0]}'; allowed: {', '.join(PARAM_SCHEMA)}")
-    if params["vocab_size"] not in params["vocab_sizes"]:
-        raise ConfigError(f"vocab_size {params['vocab_size']} is not in vocab_sizes {params['vocab_sizes']}: "
-                          f"add it to vocab_sizes so the tokenize stage builds it")
-
+FIELD_TYPES = {f.name: f.type for f in (*fields(GPTConfig), *fields(TrainConfig))}
 
 def base_delta(params: dict) -> dict:
     """The root of every chain: Mainrun's defaults with the project-wide sizes from params.yaml."""

@@ -40,6 +40,10 @@ def resolve_run(name: str, settings: dict, params: dict, tokenized_root) -> RunC
         raise ConfigError(f"variant '{name}': the {train.tokenizer} tokenizer is built at vocab_size "
                           f"{params['vocab_size']} only, not {train.vocab_size}")
     tokdir = tokenized_dir(tokenized_root, train.tokenizer, train.vocab_size)
+    if (tokdir / "skipped.json").exists():
+        study = params["alt_tokenizers"][train.tokenizer]["study"]
+        raise ConfigError(f"variant '{name}' needs the {train.tokenizer} tokenizer, which is built only when "
+                          f"studies.{study} is true: switch it on or give '{name}' that study")
     if not (tokdir / "meta.json").exists():
         raise ConfigError(f"variant '{name}' needs the {train.tokenizer} tokenizer at vocab {train.vocab_size}, "
                           f"which was not built ({tokdir}); run `dvc repro` so the tokenize stages build it")

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_model
 from tqdm import tqdm
 
-from .config import MainrunError, RunConfig, TrainConfig
+from .config import ConfigError, MainrunError, RunConfig, TrainConfig
 from .evaluate import legacy_val_loss
 from .model import GPT
 from .runlog import run_info, write_json
@@ -24,7 +24,7 @@ class TrainingDiverged(MainrunError, RuntimeError):
 
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible; set train.device to auto or cpu")
+        raise ConfigError("train.device is 'cuda' but no CUDA device is visible; set train.device to auto or cpu")
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
 
 

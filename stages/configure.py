@@ -2,7 +2,7 @@
 import argparse
 
 from stages._common import run_stage
-from mainrun.config import load_params
+from mainrun.params import load_params
 from mainrun.configure import configure
 
 

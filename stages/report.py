@@ -2,7 +2,7 @@
 import argparse
 
 from stages._common import run_stage
-from mainrun.config import load_params
+from mainrun.params import load_params
 from mainrun.report import build_report
 from mainrun.runlog import read_json
 

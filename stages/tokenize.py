@@ -3,7 +3,7 @@ import argparse
 from pathlib import Path
 
 from stages._common import run_stage
-from mainrun.config import load_params
+from mainrun.params import load_params
 from mainrun.data import read_split
 from mainrun.runlog import write_json
 from mainrun.tokenizer import build

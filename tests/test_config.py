@@ -1,6 +1,7 @@
 import pytest
 
-from mainrun.config import ConfigError, GPTConfig, check_params, resolve_variants, split_settings
+from mainrun.config import ConfigError, GPTConfig, resolve_variants, split_settings
+from mainrun.params import check_params
 from mainrun.report import variant_groups, writeup_setting
 
 ARCH = {"norm": "rmsnorm", "pos": "rope", "attn": "sdpa", "attn_bias": False, "emb_scale": True,
@@ -54,7 +55,7 @@ def test_vocab_override_reaches_only_later_variants(params):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda p: p["variants"]["r1_adamw"].update(optimiser="adamw"), "unknown key 'optimiser'"),
+    (lambda p: p["variants"]["r1_adamw"].update(optimiser="adamw"), "unknown key variants.r1_adamw.optimiser"),
     (lambda p: p["variants"]["adamw_rmsnorm"].update({"from": "nope"}), "'nope' is not a variant declared above"),
     (lambda p: p["variants"]["vocab_8k"].update(study="nope"), "study 'nope'"),
     (lambda p: p.update(vocab_size=24000), "not in vocab_sizes"),
@@ -81,14 +82,26 @@ def test_impossible_model_configs_are_rejected(kwargs, message):
         GPTConfig(**kwargs)
 
 
-@pytest.mark.parametrize("delta, message", [
-    ({"lr": "1e-3"}, r"lr must be of type float, got '1e-3' \(YAML reads 1e-3 as text: write 1.0e-3\)"),
-    ({"epochs": 7.5}, "epochs must be of type int"),
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p["variants"]["r1_adamw"].update(lr="1e-3"),
+     r"variants.r1_adamw.lr must be of type float, got '1e-3' \(YAML reads 1e-3 as text"),
+    (lambda p: p["variants"]["r1_adamw"].update(epochs=7.5), "variants.r1_adamw.epochs must be of type int"),
+    (lambda p: p["model"].update(dropout="0.1"), r"model.dropout must be of type float, got '0.1'$"),
+    (lambda p: p["train"].update(epochs="7"), "train.epochs must be of type int"),
+    (lambda p: p["data"].update(num_titles="100"), "data.num_titles must be of type int"),
+    (lambda p: p["data"].update(tokenizer_corpus="val"), "data.tokenizer_corpus must be 'train\\+val'"),
+    (lambda p: p["variants"].update(r1_adamw="adamw"), "variants.r1_adamw must be a mapping"),
+    (lambda p: p["noise"].update(seeds=1338), "noise.seeds must be of type list"),
+    (lambda p: p["noise"].update(seeds=["a"]), r"noise.seeds\[0\] must be of type int"),
+    (lambda p: p["studies"].update(vocab_swep=True), "unknown key studies.vocab_swep"),
+    (lambda p: p["studies"].update(vocab_sweep="false"), "studies.vocab_sweep must be of type bool"),
+    (lambda p: p["studies"].pop("vocab_sweep"), "add studies.vocab_sweep: false"),
+    (lambda p: p["alt_tokenizers"]["unigram"].pop("study"), "alt_tokenizers.unigram needs `study:`"),
 ])
-def test_wrong_types_in_a_variant_name_the_field(params, delta, message):
-    params["variants"]["r1_adamw"].update(delta)
+def test_wrong_types_and_values_name_the_key(params, mutate, message):
+    mutate(params)
     with pytest.raises(ConfigError, match=message):
-        split_settings(resolve_variants(params)["r1_adamw"])
+        check_params(params)
 
 
 def test_writeup_setting_detection_is_exact(params):

@@ -51,6 +51,15 @@ def test_disabled_study_runs_get_a_marker(params, tmp_path):
     assert baseline["enabled"] and baseline["model"]["vocab_size"] == 16000 and baseline["data"]["fingerprint"] == "fp16000"
 
 
+def test_alt_tokenizer_of_a_study_that_is_off(params, tmp_path):
+    tok = fake_tokenized(tmp_path / "tok")
+    (tok / "unigram-32000").mkdir()
+    (tok / "unigram-32000" / "skipped.json").write_text("{}")
+    params["variants"]["r4_4_parallel"]["tokenizer"] = "unigram"
+    with pytest.raises(ConfigError, match="built only when studies.failed_attempts is true"):
+        configure(params, tok, tmp_path / "cfg")
+
+
 def test_seed_runs_are_configured(params, tmp_path):
     params["noise"]["seeds"] = [1338]
     configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg")

@@ -102,6 +102,15 @@ def test_checkpoint_of_other_params_is_discarded(tmp_path):
     assert not (tmp_path / "ck").exists()
 
 
+def test_cuda_without_a_gpu_is_a_config_error():
+    from mainrun.config import ConfigError
+    from mainrun.train import pick_device
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="set train.device to auto or cpu"):
+        pick_device("cuda")
+
+
 def test_divergence_stops_with_variant_and_step(tiny_run, tmp_path):
     bad = replace(tiny_run, name="exploding", train=replace(tiny_run.train, optimizer="sgd", lr=1e38, grad_clip=1e38))
     with pytest.raises(TrainingDiverged, match=r"'exploding' diverged at step \d+"):
