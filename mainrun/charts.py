@@ -7,9 +7,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 GREY = "#9a9a9a"
 
 
-def curves_chart(path, title: str, curves: dict, published: dict | None = None, ylabel="validation loss (legacy)"):
-    """curves: {label: (steps, values)}; published: {label: (steps, values)} drawn in grey, dashed."""
+def curves_chart(path, title: str, curves: dict, published: dict | None = None, ylabel="validation loss (legacy)",
+                 bands: dict | None = None):
+    """curves: {label: (steps, values)}; published: {label: (steps, values)} in grey, dashed; bands: {label: (lo, hi)}."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for label, (lo, hi) in (bands or {}).items():
+        ax.axhspan(lo, hi, color=GREY, alpha=0.25, label=f"{label} (published range)")
     for label, (steps, values) in (published or {}).items():
         ax.plot(steps, values, color=GREY, linestyle="--", marker="o" if len(steps) == 1 else None,
                 label=f"{label} (published)")

@@ -95,5 +95,6 @@ def evaluate_run(cfg, model_dir) -> dict:
             **honest_metrics(nats, targets, meta["val"]["bytes"]),
             "val_tokens_counted_frac": legacy_counted_tokens(len(val_ids), T, B) / len(val_ids),
             "val_tokens": len(val_ids), "val_characters": meta["val"]["characters"], "val_bytes": meta["val"]["bytes"],
-            "params": run["parameters"], "steps": run["steps"], "train_seconds": run["train_seconds"],
+            "params": run["parameters"], "steps": run["steps"], "batches_per_epoch": run["batches_per_epoch"],
+            "train_tokens_per_epoch": run["train_tokens_per_epoch"], "train_seconds": run["train_seconds"],
             "tokens_per_second": run["tokens_per_second"], "device": run["device"]}

@@ -116,15 +116,18 @@ def figure_section(key, fig, runs, in_setting, noise, fig_dir, published) -> lis
     lines = [f"### {fig['title']}", ""]
     if not names:
         return lines + ["No variant of this chart ran.", ""]
-    grey = {}
+    grey, bands = {}, {}
     if in_setting:
         for n in names:
             if n == "baseline":
                 log = published["baseline_log"]["val_loss"]
                 grey[n] = (list(log), list(log.values()))
-            elif not isinstance(fig["final"][n], list):
+            elif isinstance(fig["final"][n], list):
+                bands.setdefault(tuple(fig["final"][n]), []).append(n)
+            else:
                 grey[n] = ([fig.get("steps", {}).get(n, runs[n]["val_loss"][0][-1])], [fig["final"][n]])
-    charts.curves_chart(fig_dir / f"{key}.png", fig["title"], {n: runs[n]["val_loss"] for n in names}, grey)
+    charts.curves_chart(fig_dir / f"{key}.png", fig["title"], {n: runs[n]["val_loss"] for n in names}, grey,
+                        bands={", ".join(ns): lohi for lohi, ns in bands.items()})
     lines += [f"![{fig['title']}](figures/{key}.png)", "",
               "| variant | published final | this run: val_loss (legacy) | difference | val_loss_per_token | val_bpb |",
               "|---|---|---|---|---|---|"]
@@ -145,6 +148,18 @@ def figure_section(key, fig, runs, in_setting, noise, fig_dir, published) -> lis
         if not isinstance(p_prev, list) and not isinstance(p_n, list):
             gap = abs(published["rec1_repeat"][0] - published["rec1_repeat"][1])
             lines.append(f"  - published: {verdict(n, p_n - p_prev, gap, noise_name=REPEAT_GAP)}")
+    return lines + [""]
+
+
+def faithfulness_section(ours: dict, log: dict) -> list[str]:
+    """The baseline's structure against Mainrun's published log: these must match exactly."""
+    rows = [("parameters", "params", "parameters"), ("batches per epoch", "batches_per_epoch", "batches_per_epoch"),
+            ("training tokens per epoch", "train_tokens_per_epoch", "train_tokens_per_epoch"),
+            ("steps", "steps", "steps")]
+    lines = ["### Baseline against Mainrun's published log", "", "| | Mainrun log | this run | match |", "|---|---|---|---|"]
+    for label, mine, theirs in rows:
+        lines.append(f"| {label} | {log[theirs]:,} | {ours.get(mine, 0):,} | {'yes' if ours.get(mine) == log[theirs] else 'NO'} |")
+    lines.append(f"| training seconds | {log['train_seconds']:,} (CPU) | {ours['train_seconds']:,.0f} ({ours['device']}) | — |")
     return lines + [""]
 
 
@@ -218,12 +233,15 @@ def study_sections(params, runs, noise, fig_dir) -> list[str]:
     if all(n in runs for n in ("baseline", "sgd_parallel", "r1_adamw", "adamw_parallel")):
         d_sgd = runs["sgd_parallel"]["metrics"]["val_loss"] - runs["baseline"]["metrics"]["val_loss"]
         d_adamw = runs["adamw_parallel"]["metrics"]["val_loss"] - runs["r1_adamw"]["metrics"]["val_loss"]
-        lines += ["## Only with AdamW?", "", "See figures 4a and 4b above.", "",
+        charts.bars_chart(fig_dir / "only_with_adamw.png", "Rec. 4.1–4.4 stacked: change in val_loss",
+                          ["on SGD (4a)", "on AdamW (4b)"], [d_sgd, d_adamw], ylabel="Δ val_loss (legacy)")
+        lines += ["## Only with AdamW?", "", "![only with AdamW](figures/only_with_adamw.png)", "",
+                  "The curves are figures 4a and 4b above.", "",
                   f"- {verdict('Rec. 4.1–4.4 on SGD (baseline → sgd_parallel)', d_sgd, noise)}",
                   f"- {verdict('Rec. 4.1–4.4 on AdamW (r1_adamw → adamw_parallel)', d_adamw, noise)}", ""]
     sweep = [n for n, s in settings.items() if s["study"] == "vocab_sweep" and n in runs]
     if sweep:
-        names = sorted({parents[sweep[0]], *sweep} & set(runs), key=lambda n: settings[n]["vocab_size"])
+        names = _same_but_vocab(parents[sweep[0]], settings, runs)
         vocabs = [settings[n]["vocab_size"] for n in names]
         legacy = [runs[n]["metrics"]["val_loss"] for n in names]
         bpb = [runs[n]["metrics"]["val_bpb"] for n in names]
@@ -260,12 +278,37 @@ def study_sections(params, runs, noise, fig_dir) -> list[str]:
     return lines
 
 
+def _same_but_vocab(ref: str, settings: dict, runs: dict) -> list[str]:
+    """Runs with ref's settings at other vocabularies (r2_vocab is Rec. 1 at vocab_size), one per vocabulary."""
+    def key(n):
+        return {k: v for k, v in settings[n].items() if k not in ("vocab_size", "study")}
+    by_vocab = {}
+    for n in settings:
+        if n in runs and key(n) == key(ref):
+            by_vocab.setdefault(settings[n]["vocab_size"], n)
+    return [by_vocab[v] for v in sorted(by_vocab)]
+
+
+def published_steps(published: dict) -> list[float]:
+    """Every step-to-step difference the write-up's charts report (pairs of single values)."""
+    diffs = {}
+    for fig in published["figures"].values():
+        final = list(fig["final"].items())
+        for (a, va), (b, vb) in zip(final, final[1:]):
+            if not isinstance(va, list) and not isinstance(vb, list):
+                diffs[(a, b)] = vb - va
+    return list(diffs.values())
+
+
 def noise_section(params, runs, published, fig_dir) -> list[str]:
     groups = noise_spread(params, runs)
     a, b = published["rec1_repeat"]
+    gap, steps = abs(a - b), published_steps(published)
+    small = sum(abs(d) <= gap for d in steps)
     lines = ["## Seed noise", "",
-             f"The write-up draws Rec. 1 twice, one configuration ending at {a:.3f} and at {b:.3f}: {abs(a - b):.3f} "
-             "apart, larger than several of the differences it reports, so its run-to-run noise is of that order.", ""]
+             f"The write-up draws Rec. 1 twice, one configuration ending at {a:.3f} and at {b:.3f}: {gap:.3f} apart. "
+             f"{small} of the {len(steps)} step-to-step differences its charts report are no larger than that, "
+             "so by its own numbers those are not shown.", ""]
     if not groups:
         return lines + ["This run measured no seed spread (noise.seeds is empty), so no verdict below can separate "
                         "an effect from noise: set e.g. `noise.seeds: [1338, 1339]`.", ""]
@@ -276,7 +319,10 @@ def noise_section(params, runs, published, fig_dir) -> list[str]:
     for name, values in groups.items():
         lines.append(f"| {name} | {len(values)} | {statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} | "
                      f"{max(values) - min(values):.4f} |")
-    lines += ["", f"Differences smaller than {noise_threshold(groups):.4f} (the largest range) are marked not shown.", ""]
+    measured = noise_threshold(groups)
+    lines += ["", f"Differences smaller than {measured:.4f} (the largest range) are marked not shown.",
+              f"- This run's seed spread ({measured:.4f}) is {'larger' if measured > gap else 'no larger'} than the "
+              f"write-up's Rec. 1 repeat gap ({gap:.4f}).", ""]
     return lines
 
 
@@ -296,6 +342,8 @@ def build_report(params, data_stats, configs_dir, metrics_dir, live_dir, out_dir
               f"**Not the write-up's setting** ({why}): published values are shown for reference only, "
               "and no difference from them is computed."), "",
              "## Write-up, figure by figure", ""]
+    if in_setting and "baseline" in runs:
+        lines += faithfulness_section(runs["baseline"]["metrics"], published["baseline_log"])
     for key, fig in published["figures"].items():
         lines += figure_section(key, fig, runs, in_setting, noise, fig_dir, published)
     lines += chain_section(groups[0], runs, noise, fig_dir)

@@ -57,7 +57,7 @@ def test_vocab_override_reaches_only_later_variants(params):
 @pytest.mark.parametrize("mutate, message", [
     (lambda p: p["variants"]["r1_adamw"].update(optimiser="adamw"), "unknown key variants.r1_adamw.optimiser"),
     (lambda p: p["variants"]["adamw_rmsnorm"].update({"from": "nope"}), "'nope' is not a variant declared above"),
-    (lambda p: p["variants"]["vocab_8k"].update(study="nope"), "study 'nope'"),
+    (lambda p: p["variants"]["vocab_8k"].update(study="nope"), "study 'nope' is used in params.yaml but has no switch"),
     (lambda p: p.update(vocab_size=24000), "not in vocab_sizes"),
     (lambda p: p["train"].update(epoch=3), "unknown key train.epoch"),
     (lambda p: p.update(extra=1), "unknown top-level key 'extra'"),

@@ -18,7 +18,8 @@ def fake_artifacts(root, values: dict[str, float]):
         write_json(root / "configs" / f"{name}.json", {"name": name, "enabled": True, "study": None})
         write_json(root / "metrics" / f"{name}.json", {
             "val_loss": v, "val_loss_per_token": 3 * v, "val_bpb": 1.5 * v + 0.01 * i, "val_tokens_counted_frac": 0.9,
-            "params": 1000, "steps": 10, "train_seconds": 1.0, "tokens_per_second": 100.0, "device": "cpu"})
+            "params": 1000, "steps": 10, "batches_per_epoch": 2, "train_tokens_per_epoch": 100,
+            "train_seconds": 1.0, "tokens_per_second": 100.0, "device": "cpu"})
         live = root / "dvclive" / name / "plots" / "metrics"
         live.mkdir(parents=True)
         (live / "val_loss.tsv").write_text("step\tval_loss\n1\t2.0\n10\t%s\n" % v)
@@ -59,6 +60,8 @@ def test_noise_aggregate(params, tmp_path):
 def test_toy_run_prints_no_published_difference(params, tmp_path):
     text, summary = make_report(tmp_path, params, {n: 1.0 + i / 100 for i, n in enumerate(DEFAULT_RUNS)})
     assert "Not the write-up's setting" in text and not summary["writeup_setting"]
+    assert "Mainrun's published log" not in text
+    assert "1 of the 8 step-to-step differences its charts report are no larger than that" in text
     assert len(list((tmp_path / "reports" / "figures").glob("fig*.png"))) == 6
     assert len(re.findall(r"!\[Figure \d\w?:", text)) == 6
     rows = [line for line in text.splitlines() if line.startswith("| baseline | 1.7533 |")]
@@ -76,6 +79,7 @@ def test_writeup_setting_shows_differences_and_grey_published_curve(params, tmp_
     assert "| baseline | 1.7533 | 1.7600 | +0.0067 |" in text
     assert "| r4_4_parallel | 1.1370 | 1.1400 | +0.0030 |" in text
     assert "| sgd_rmsnorm | 1.748–1.768 | 1.2000 | -0.5480 |" in text  # distance to the published range
+    assert "| parameters | 27,172,864 | 1,000 | NO |" in text  # the faithfulness table compares structure
 
 
 def test_headline_tables_and_disagreement(params, tmp_path):
@@ -94,5 +98,6 @@ def test_study_sections_appear_when_switched_on(params, tmp_path):
     values = {n: 1.4 + 0.01 * i for i, n in enumerate(names)} | {"vocab_8k": 1.0}
     text, _ = make_report(tmp_path, params, values)
     assert "## Vocabulary sweep" in text and "## What the write-up says did not help" in text
+    assert "| 16000 | r1_adamw |" in text and "| 32000 | r2_vocab |" in text
     assert "| 8000 | vocab_8k |" in text and "Best vocabulary by bits per byte: 8000; by the legacy figure: 8000 (they agree)" in text
     assert (tmp_path / "reports" / "figures" / "vocab_sweep.png").exists()
