@@ -68,8 +68,8 @@ def check_params(params: dict) -> None:
             raise ConfigError(f"alt_tokenizers.{kind} needs `study:` (the study whose switch builds it)")
         used_studies.add(spec["study"])
         _list_of(f"alt_tokenizers.{kind}.extra", str, spec.get("extra", []))
-    for study, on in _mapping("studies", params["studies"], used_studies).items():
-        check_value(f"studies.{study}", bool, on)
     missing = sorted(used_studies - set(params["studies"]))
     if missing:
         raise ConfigError(f"study '{missing[0]}' is used in params.yaml but has no switch: add studies.{missing[0]}: false")
+    for study, on in _mapping("studies", params["studies"], used_studies).items():
+        check_value(f"studies.{study}", bool, on)
