@@ -6,7 +6,7 @@ A variant in params.yaml is a delta on the variant above it (or on the one named
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 
 
@@ -185,17 +185,3 @@ class RunConfig:
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-    def with_seed(self, seed: int, name: str) -> "RunConfig":
-        return replace(self, name=name, train=replace(self.train, seed=seed))
-
-
-def save_run_config(cfg: RunConfig, path) -> None:
-    with open(path, "w") as f:
-        json.dump(cfg.to_dict(), f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
-def load_run_config(path) -> RunConfig:
-    with open(path) as f:
-        return RunConfig.from_dict(json.load(f))

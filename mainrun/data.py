@@ -65,8 +65,6 @@ def _load_local(path: str):
 
 
 def split_titles(titles: list[str], val_frac: float) -> tuple[list[str], list[str]]:
-    if not 0 < val_frac < 1:
-        raise DataError(f"data.val_frac must be strictly between 0 and 1, got {val_frac}")
     n = int(len(titles) * (1 - val_frac))
     if n == 0 or n == len(titles):
         raise DataError(f"val_frac={val_frac} of {len(titles)} titles leaves an empty split; raise data.num_titles")

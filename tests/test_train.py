@@ -45,7 +45,8 @@ def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
 def test_same_seed_same_val_loss_to_the_last_digit(tiny_run, tmp_path):
     a = train(tiny_run, tmp_path / "a", tmp_path / "la", tmp_path / "ca", progress=False)
     b = train(tiny_run, tmp_path / "b", tmp_path / "lb", tmp_path / "cb", progress=False)
-    c = train(tiny_run.with_seed(7, "tiny-seed7"), tmp_path / "c", tmp_path / "lc", tmp_path / "cc", progress=False)
+    other_seed = replace(tiny_run, name="tiny-seed7", train=replace(tiny_run.train, seed=7))
+    c = train(other_seed, tmp_path / "c", tmp_path / "lc", tmp_path / "cc", progress=False)
     assert a["final_val_loss"] == b["final_val_loss"]
     assert c["final_val_loss"] != a["final_val_loss"]
 
