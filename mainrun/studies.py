@@ -115,10 +115,10 @@ def noise_section(params, runs, published, fig_dir) -> list[str]:
     small = sum(abs(d) <= gap for d in steps)
     lines = ["## Seed noise", "",
              f"The write-up draws Rec. 1 twice, one configuration ending at {a:.3f} and at {b:.3f}: {gap:.3f} apart. "
-             f"{small} of the {len(steps)} step-to-step differences its charts report are no larger than that, "
-             "so by its own numbers those are not shown.", ""]
+             f"{small} of the {len(steps)} step-to-step differences its charts report "
+             f"{'is' if small == 1 else 'are'} no larger than that: by its own numbers, not shown.", ""]
     if not groups:
-        return lines + ["This run measured no seed spread (noise.seeds is empty), so no verdict below can separate "
+        return lines + ["This run measured no seed spread (noise.seeds is empty), so no verdict in this report can separate "
                         "an effect from noise: set e.g. `noise.seeds: [1338, 1339]`.", ""]
     charts.bars_chart(fig_dir / "seed_noise.png", "val_loss over seeds (mean ± std)", list(groups),
                       [statistics.mean(v) for v in groups.values()], [statistics.stdev(v) for v in groups.values()])

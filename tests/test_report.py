@@ -61,7 +61,7 @@ def test_toy_run_prints_no_published_difference(params, tmp_path):
     text, summary = make_report(tmp_path, params, {n: 1.0 + i / 100 for i, n in enumerate(DEFAULT_RUNS)})
     assert "Not the write-up's setting" in text and not summary["writeup_setting"]
     assert "Mainrun's published log" not in text
-    assert "1 of the 8 step-to-step differences its charts report are no larger than that" in text
+    assert "1 of the 8 step-to-step differences its charts report is no larger than that" in text
     assert len(list((tmp_path / "reports" / "figures").glob("fig*.png"))) == 6
     assert len(re.findall(r"!\[Figure \d\w?:", text)) == 6
     rows = [line for line in text.splitlines() if line.startswith("| baseline | 1.7533 |")]
