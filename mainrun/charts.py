@@ -33,7 +33,11 @@ def bars_chart(path, title: str, labels: list, values: list, errors: list | None
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.25 or 0.05
-    ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    if lo < 0:  # changes: keep zero in view so both signs show
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylim(min(lo, 0) - pad, max(hi, 0) + pad)
+    else:  # levels: zoom in on the differences
+        ax.set_ylim(max(0.0, lo - pad), hi + pad)
     for i, text in enumerate(annotations or []):
         ax.annotate(text, (i, values[i]), ha="center", va="bottom", fontsize=7, xytext=(0, 2),
                     textcoords="offset points")
