@@ -31,9 +31,7 @@ def legacy_val_loss(model, val_ids, val_chars: int, block_size: int, batch_size:
     model.eval()
     total = 0.0
     for xb, yb in full_batches(val_ids, block_size, batch_size):
-        with autocast():
-            logits, _ = model(xb)
-        total += F.cross_entropy(logits.float().view(-1, logits.size(-1)), yb.reshape(-1), reduction="sum").item()
+        total += _summed_ce(model, xb, yb, autocast)
     model.train(was_training)
     return total / val_chars
 
@@ -78,8 +76,8 @@ def evaluate_run(cfg, model_dir) -> dict:
 
     from .model import GPT
     from .runlog import read_json
-    from .tokenizer import load_ids, load_meta
-    from .train import autocast_for, pick_device
+    from .tokenizer import load_meta
+    from .train import autocast_for, ids_tensor, pick_device
 
     device = pick_device(cfg.train.device)
     model = GPT(cfg.model)
@@ -87,7 +85,7 @@ def evaluate_run(cfg, model_dir) -> dict:
     model.to(device)
     autocast = autocast_for(device, cfg.train.bf16)
     meta = load_meta(cfg.data["dir"])
-    val_ids = torch.from_numpy(load_ids(cfg.data["dir"], "val").astype("int64")).to(device)
+    val_ids = ids_tensor(cfg.data["dir"], "val", device)
     T, B = cfg.model.block_size, cfg.train.batch_size
     nats, targets = token_nats(model, val_ids, T, B, autocast)
     run = read_json(Path(model_dir) / "run.json")

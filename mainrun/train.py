@@ -35,6 +35,10 @@ def autocast_for(device: torch.device, bf16: bool):
     return contextlib.nullcontext
 
 
+def ids_tensor(tokenized_dir, split: str, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(load_ids(tokenized_dir, split).astype("int64")).to(device)
+
+
 def get_batch(ids: torch.Tensor, ptr: int, block_size: int, batch_size: int):
     """Mainrun's sequential batching; note `>=`: it wraps to 0 even when the span would just fit."""
     span = block_size * batch_size + 1
@@ -121,8 +125,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
     autocast = autocast_for(device, tc.bf16)
 
     tokdir = cfg.data["dir"]
-    train_ids = torch.from_numpy(load_ids(tokdir, "train").astype("int64")).to(device)
-    val_ids = torch.from_numpy(load_ids(tokdir, "val").astype("int64")).to(device)
+    train_ids, val_ids = ids_tensor(tokdir, "train", device), ids_tensor(tokdir, "val", device)
     val_chars = load_meta(tokdir)["val"]["characters"]
     batches, max_steps, eval_interval = schedule_of(cfg, len(train_ids))
     tokens_per_step = cfg.model.block_size * tc.batch_size
