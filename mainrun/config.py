@@ -6,8 +6,8 @@ A variant in params.yaml is a delta on the variant above it (or on the one named
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
-
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Literal, Union, get_args, get_origin
 
 
 class MainrunError(Exception):
@@ -26,21 +26,17 @@ class GPTConfig:
     n_head: int = 8
     d_model: int = 512
     dropout: float = 0.1
-    norm: str = "layernorm"  # layernorm | rmsnorm (in the blocks; the final norm stays LayerNorm)
-    pos: str = "learned"  # learned | rope
-    attn: str = "manual"  # manual (explicit softmax, causal mask) | sdpa
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"  # in the blocks; the final norm stays LayerNorm
+    pos: Literal["learned", "rope"] = "learned"
+    attn: Literal["manual", "sdpa"] = "manual"  # manual: explicit softmax and causal mask
     attn_bias: bool = True
-    mlp: str = "gelu"  # gelu (4x) | swiglu (hidden int(2.6667 * d_model))
+    mlp: Literal["gelu", "swiglu"] = "gelu"  # gelu: 4x hidden; swiglu: int(2.6667 * d_model)
     mlp_bias: bool = True
     parallel_residual: bool = False  # NeoX: x + attn(n1(x)) + mlp(n2(x))
     emb_scale: bool = False  # token embeddings times d_model ** -0.5
 
     def __post_init__(self):
         _check_types(self)
-        _check_choice(self, "norm", ("layernorm", "rmsnorm"))
-        _check_choice(self, "pos", ("learned", "rope"))
-        _check_choice(self, "attn", ("manual", "sdpa"))
-        _check_choice(self, "mlp", ("gelu", "swiglu"))
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
@@ -54,49 +50,89 @@ class GPTConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    tokenizer: str = "bpe"  # bpe | unigram | bpe_whitelist
+    tokenizer: Literal["bpe", "unigram", "bpe_whitelist"] = "bpe"
     vocab_size: int = 16000  # the tokenizer asked for; the model gets the size it actually reached
     batch_size: int = 64
     epochs: int = 7
     evals_per_epoch: int = 3
-    optimizer: str = "sgd"  # sgd | adamw
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 6e-3
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine (CosineAnnealingLR over all steps) | warm_restarts
+    schedule: Literal["cosine", "warm_restarts"] = "cosine"  # cosine: CosineAnnealingLR over all steps
     restart_epochs: float = 1.0  # warm_restarts: first cycle length in epochs
     grad_clip: float = 1.0
     seed: int = 1337
-    device: str = "auto"  # auto | cpu | cuda
-    bf16: bool = True  # CUDA only: bf16 autocast; the CPU stays in fp32
-    tf32: bool = True  # CUDA only
-    compile: bool = False
-    checkpoint_every_s: float = 300.0
+    # How the numbers are computed: part of a run's identity. `auto` resolves per device (see resolved()).
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
+    bf16: bool | Literal["auto"] = "auto"  # bf16 autocast (cross-entropy stays fp32); auto: on CUDA only
+    tf32: bool | Literal["auto"] = "auto"  # TF32 matmuls, CUDA only; auto: on CUDA
+    fused_adamw: bool | Literal["auto"] = "auto"  # the fused AdamW kernel; auto: on CUDA only
+    compile: bool = False  # torch.compile
 
     def __post_init__(self):
         _check_types(self)
-        _check_choice(self, "tokenizer", ("bpe", "unigram", "bpe_whitelist"))
-        _check_choice(self, "optimizer", ("sgd", "adamw"))
-        _check_choice(self, "schedule", ("cosine", "warm_restarts"))
-        _check_choice(self, "device", ("auto", "cpu", "cuda"))
         for name in ("batch_size", "epochs", "evals_per_epoch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
-        for name in ("lr", "grad_clip", "restart_epochs", "checkpoint_every_s"):
+        for name in ("lr", "grad_clip", "restart_epochs"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
 
+    def resolved(self, cuda_available: bool) -> "TrainConfig":
+        """Every `auto` made concrete: the CPU stays fp32 and bit-exact, CUDA gets bf16, TF32 and fused AdamW."""
+        device = ("cuda" if cuda_available else "cpu") if self.device == "auto" else self.device
+        auto = {k: device == "cuda" for k in ("bf16", "tf32", "fused_adamw") if getattr(self, k) == "auto"}
+        return replace(self, device=device, **auto)
 
-def check_value(path: str, kind: type, value) -> None:
-    """value must be of type kind (an int may stand for a float, a bool never for a number)."""
-    number_as_float = kind is float and isinstance(value, int)
-    if (isinstance(value, kind) or number_as_float) and (kind is bool or not isinstance(value, bool)):
+
+@dataclass(frozen=True)
+class ExecConfig:
+    """How a run executes, never what it computes: not part of a run's identity, so changing it re-trains nothing.
+    The train stage reads these from params.yaml's train section at run time; which device slot, from the runner."""
+    checkpoint_every_s: float = 300.0  # resume state is also saved at every evaluation
+    log_every: int = 50  # steps between bringing the training losses to the host (and checking them)
+
+    def __post_init__(self):
+        _check_types(self)
+        if self.checkpoint_every_s <= 0 or self.log_every < 1:
+            raise ConfigError("train.checkpoint_every_s and train.log_every must be positive")
+
+
+def exec_config(train_section: dict) -> ExecConfig:
+    """The execution settings among params.yaml's train section."""
+    return ExecConfig(**{k: v for k, v in train_section.items() if k in EXEC_KEYS})
+
+
+def _matches(kind, value) -> bool:
+    if get_origin(kind) is Literal:
+        return any(value == a and type(value) is type(a) for a in get_args(kind))
+    if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
+        return any(_matches(k, value) for k in get_args(kind))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return True  # an int may stand for a float
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def _describe(kind) -> str:
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(str, get_args(kind)))
+    if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
+        return " or ".join(_describe(k) for k in get_args(kind))
+    return f"of type {kind.__name__}"
+
+
+def check_value(path: str, kind, value) -> None:
+    """value must be of type kind (an int may stand for a float, a bool never for a number), or one of a Literal's."""
+    if _matches(kind, value):
         return
+    if get_origin(kind) is Literal:
+        raise ConfigError(f"{path} must be {_describe(kind)}; got {value!r}")
     hint = ""
     if kind is float and isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
         hint = f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-3)"
-    raise ConfigError(f"{path} must be of type {kind.__name__}, got {value!r}{hint}")
+    raise ConfigError(f"{path} must be {_describe(kind)}, got {value!r}{hint}")
 
 
 def _check_types(cfg):
@@ -104,22 +140,18 @@ def _check_types(cfg):
         check_value(f.name, f.type, getattr(cfg, f.name))
 
 
-def _check_choice(cfg, name, choices):
-    if getattr(cfg, name) not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {getattr(cfg, name)!r}")
-
-
 MODEL_KEYS = {f.name for f in fields(GPTConfig)} - {"vocab_size"}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 DELTA_KEYS = MODEL_KEYS | TRAIN_KEYS
-FIELD_TYPES = {f.name: f.type for f in (*fields(GPTConfig), *fields(TrainConfig))}
+EXEC_KEYS = {f.name for f in fields(ExecConfig)}
+FIELD_TYPES = {f.name: f.type for f in (*fields(GPTConfig), *fields(TrainConfig), *fields(ExecConfig))}
 
 def base_delta(params: dict) -> dict:
     """The root of every chain: Mainrun's defaults with the project-wide sizes from params.yaml."""
     defaults = {**asdict(GPTConfig()), **asdict(TrainConfig())}
     defaults.pop("vocab_size")  # GPTConfig's is filled from the tokenizer; TrainConfig's is the one asked for
-    return {**defaults, "vocab_size": TrainConfig.vocab_size, **params["model"], **params["train"],
-            "seed": params["seed"]}
+    train = {k: v for k, v in params["train"].items() if k not in EXEC_KEYS}
+    return {**defaults, "vocab_size": TrainConfig.vocab_size, **params["model"], **train, "seed": params["seed"]}
 
 
 def resolve_variants(params: dict) -> dict[str, dict]:

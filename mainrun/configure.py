@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, is_enabled, resolve_variants, split_settings
 from .runlog import write_json
-from .tokenizer import load_meta
+from .tokenized import load_meta
 
 
 def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
@@ -31,8 +31,11 @@ def run_settings(params: dict) -> dict[str, dict]:
     return runs
 
 
-def resolve_run(name: str, settings: dict, params: dict, tokenized_root) -> RunConfig:
+def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: bool = False) -> RunConfig:
+    """One run's resolved config; cuda: whether a GPU is visible (it decides what `device: auto` and the other
+    per-device `auto`s become, which are part of the run's identity)."""
     model, train = split_settings(settings)
+    train = train.resolved(cuda)
     if train.tokenizer == "bpe" and train.vocab_size not in params["vocab_sizes"]:
         raise ConfigError(f"variant '{name}' uses vocab_size {train.vocab_size}, which is not in vocab_sizes "
                           f"{params['vocab_sizes']}: add it to vocab_sizes so the tokenize stage builds it")
@@ -67,15 +70,21 @@ def resolve_run(name: str, settings: dict, params: dict, tokenized_root) -> RunC
     return RunConfig(name, model, train, data)
 
 
-def configure(params: dict, tokenized_root, out_dir) -> dict[str, bool]:
-    """Write out_dir/<run>.json for every run; returns {run: enabled}."""
+def cuda_visible() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def configure(params: dict, tokenized_root, out_dir, cuda: bool | None = None) -> dict[str, bool]:
+    """Write out_dir/<run>.json for every run; returns {run: enabled}. cuda: None detects it."""
+    cuda = cuda_visible() if cuda is None else cuda
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     enabled = {}
     for name, settings in run_settings(params).items():
         enabled[name] = is_enabled(settings, params)
         if enabled[name]:
-            cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root)
+            cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
             write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
         else:  # an opt-in study that is off: its stages write a marker and return at once
             write_json(out / f"{name}.json", {"name": name, "enabled": False, "study": settings["study"]})

@@ -29,11 +29,11 @@ def legacy_val_loss(model, val_ids, val_chars: int, block_size: int, batch_size:
     """
     was_training = model.training
     model.eval()
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=val_ids.device)
     for xb, yb in full_batches(val_ids, block_size, batch_size):
         total += _summed_ce(model, xb, yb, autocast)
     model.train(was_training)
-    return total / val_chars
+    return total.item() / val_chars
 
 
 @torch.no_grad()
@@ -45,7 +45,7 @@ def token_nats(model, val_ids, block_size: int, batch_size: int, autocast=contex
     n = len(val_ids) - 1
     starts = list(range(0, n, block_size))
     full = [s for s in starts if s + block_size <= n]
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=val_ids.device)
     for i in range(0, len(full), batch_size):
         chunk = full[i:i + batch_size]
         x = torch.stack([val_ids[s:s + block_size] for s in chunk])
@@ -55,13 +55,15 @@ def token_nats(model, val_ids, block_size: int, batch_size: int, autocast=contex
         s = starts[-1]
         total += _summed_ce(model, val_ids[s:n].unsqueeze(0), val_ids[s + 1:n + 1].unsqueeze(0), autocast)
     model.train(was_training)
-    return total, n
+    return total.item(), n
 
 
-def _summed_ce(model, x, y, autocast):
+def _summed_ce(model, x, y, autocast) -> torch.Tensor:
+    """Summed fp32 cross-entropy (whatever the autocast), as a float64 device scalar: adding these on the device
+    gives the same sum as Mainrun's `losses += loss.item()`, without a host sync per batch."""
     with autocast():
         logits, _ = model(x)
-    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
 
 
 def honest_metrics(nats: float, targets: int, val_bytes: int) -> dict:
@@ -76,14 +78,16 @@ def evaluate_run(cfg, model_dir) -> dict:
 
     from .model import GPT
     from .runlog import read_json
-    from .tokenizer import load_meta
-    from .train import autocast_for, ids_tensor, pick_device
+    from .runtime import autocast_for, claim_device, ids_tensor, set_precision
+    from .tokenized import load_meta
 
-    device = pick_device(cfg.train.device)
+    device, _ = claim_device(cfg.train.device)
+    tc = cfg.train.resolved(device.type == "cuda")
+    set_precision(device, tc)
     model = GPT(cfg.model)
     load_model(model, str(Path(model_dir) / "model.safetensors"))
     model.to(device)
-    autocast = autocast_for(device, cfg.train.bf16)
+    autocast = autocast_for(device, tc.bf16)
     meta = load_meta(cfg.data["dir"])
     val_ids = ids_tensor(cfg.data["dir"], "val", device)
     T, B = cfg.model.block_size, cfg.train.batch_size

@@ -1,13 +1,14 @@
 """Strict parsing of params.yaml: an unknown key, a wrong type or a bad value fails with one line naming it."""
 import yaml
 
-from .config import DELTA_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_value
+from .config import DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_value
 
 SECTIONS = {  # section -> the keys it may hold
     "data": {"source": str, "num_titles": int, "val_frac": float, "tokenizer_corpus": str},
     "model": {k: FIELD_TYPES[k] for k in ("n_layer", "n_head", "d_model", "dropout")},
-    "train": {k: FIELD_TYPES[k] for k in sorted(TRAIN_KEYS - {"tokenizer", "vocab_size", "optimizer", "lr",
-                                                              "weight_decay", "schedule", "restart_epochs", "seed"})},
+    "train": {k: FIELD_TYPES[k] for k in sorted(EXEC_KEYS | TRAIN_KEYS - {"tokenizer", "vocab_size", "optimizer", "lr",
+                                                                          "weight_decay", "schedule", "restart_epochs",
+                                                                          "seed"})},
     "noise": {"variants": list, "seeds": list},
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},

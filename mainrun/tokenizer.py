@@ -95,11 +95,3 @@ def build(train_titles, val_titles, vocab_size: int, out_dir, kind="bpe", corpus
     meta["fingerprint"] = digest.hexdigest()[:16]
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-def load_ids(tokenized_dir, split: str) -> np.ndarray:
-    return np.load(Path(tokenized_dir) / f"{split}.npy")
-
-
-def load_meta(tokenized_dir) -> dict:
-    return json.loads((Path(tokenized_dir) / "meta.json").read_text())

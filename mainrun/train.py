@@ -1,42 +1,26 @@
 """One training loop for every variant: Mainrun's, with the optimiser and schedule as config fields."""
-import contextlib
 import math
 import random
 import shutil
 import signal
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_model
 from tqdm import tqdm
 
-from .config import ConfigError, MainrunError, RunConfig, TrainConfig
+from .config import ExecConfig, MainrunError, RunConfig, TrainConfig
 from .evaluate import legacy_val_loss
 from .model import GPT
 from .runlog import run_info, write_json
-from .tokenizer import load_ids, load_meta
+from .runtime import autocast_for, claim_device, ids_tensor, set_precision
+from .tokenized import load_meta
 
 
 class TrainingDiverged(MainrunError, RuntimeError):
     pass
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device is 'cuda' but no CUDA device is visible; set train.device to auto or cpu")
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
-
-
-def autocast_for(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA when asked; the CPU always runs fp32."""
-    if device.type == "cuda" and bf16:
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
-def ids_tensor(tokenized_dir, split: str, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(load_ids(tokenized_dir, split).astype("int64")).to(device)
 
 
 def get_batch(ids: torch.Tensor, ptr: int, block_size: int, batch_size: int):
@@ -48,17 +32,30 @@ def get_batch(ids: torch.Tensor, ptr: int, block_size: int, batch_size: int):
     return batch[:-1].view(batch_size, block_size), batch[1:].view(batch_size, block_size), ptr + span - 1
 
 
-def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device: torch.device):
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig):
     if tc.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
-                             fused=device.type == "cuda")
+    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=tc.fused_adamw is True)
 
 
 def make_scheduler(opt, tc: TrainConfig, max_steps: int, batches: int):
     if tc.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_steps)
     return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=max(1, round(batches * tc.restart_epochs)))
+
+
+def train_step(fwd, opt, sched, xb, yb, autocast, grad_clip: float, mark=lambda phase: None) -> torch.Tensor:
+    """One optimisation step. It never waits for the device: the loss comes back as a device tensor.
+    mark("update") is called just before the weights start to change."""
+    with autocast():
+        _, loss = fwd(xb, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(fwd.parameters(), grad_clip)
+    mark("update")
+    opt.step()
+    sched.step()
+    return loss.detach()
 
 
 def schedule_of(cfg: RunConfig, n_train_ids: int) -> tuple[int, int, int]:
@@ -113,15 +110,18 @@ def _set_rng_state(s, device):
         torch.cuda.set_rng_state(s["cuda"])
 
 
-def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) -> dict:
-    """Train one variant; write model.safetensors, config.json and run.json to out_dir, curves to live_dir."""
+def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = ExecConfig(),
+          progress: bool | None = None) -> dict:
+    """Train one variant; write model.safetensors, config.json and run.json to out_dir, curves to live_dir.
+    progress: the tqdm bar (None: only on a terminal)."""
     from dvclive import Live
 
-    tc, device = cfg.train, pick_device(cfg.train.device)
+    device, slot = claim_device(cfg.train.device)
+    cfg = replace(cfg, train=cfg.train.resolved(device.type == "cuda"))
+    tc = cfg.train
     torch.manual_seed(tc.seed)
     random.seed(tc.seed)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
+    set_precision(device, tc)
     autocast = autocast_for(device, tc.bf16)
 
     tokdir = cfg.data["dir"]
@@ -131,7 +131,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
     tokens_per_step = cfg.model.block_size * tc.batch_size
 
     model = GPT(cfg.model).to(device)
-    opt = make_optimizer(model, tc, device)
+    opt = make_optimizer(model, tc)
     sched = make_scheduler(opt, tc, max_steps, batches)
     ckpt = Checkpoint(ckpt_dir, live_dir, cfg.digest())
     state = ckpt.load()
@@ -144,6 +144,26 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
         _set_rng_state(state["rng"], device)
         print(f"[{cfg.name}] resuming from step {step}/{max_steps}")
     fwd = torch.compile(model) if tc.compile else model
+
+    # Training losses stay on the device until flush(): one transfer per log_every steps, evaluation or checkpoint.
+    pending: list[tuple[int, torch.Tensor]] = []
+    clock = time.time()  # start of the training time not yet counted in train_seconds
+
+    def flush():
+        nonlocal train_seconds, clock
+        values = torch.stack([loss for _, loss in pending]).tolist() if pending else []
+        train_seconds += time.time() - clock  # the transfer waited for the device: the steps are done
+        for (s, _), v in zip(pending, values):
+            if not math.isfinite(v):
+                raise TrainingDiverged(f"variant '{cfg.name}' diverged at step {s}: training loss is {v}; "
+                                       "lower its lr or check its settings")
+            live.step = s
+            live.log_metric("train_loss", v)
+        pending.clear()
+
+    def restart_clock():
+        nonlocal clock
+        clock = time.time()
 
     def save_checkpoint(rng=None, pending_eval=False):
         ckpt.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
@@ -162,7 +182,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
         live.log_metric("val_loss", val)
         live.log_metric("epoch", (step - 1) // batches + 1)
         live.log_metric("elapsed_s", round(train_seconds + eval_seconds, 2))
-        live.log_metric("tokens_per_s", round(step * tokens_per_step / train_seconds, 1))
+        live.log_metric("tokens_per_s", round(step * tokens_per_step / max(train_seconds, 1e-9), 1))
         live.make_summary()
         bar.set_postfix(val_loss=f"{val:.4f}")
         return val
@@ -170,47 +190,46 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
     def on_sigterm(*_):
         raise KeyboardInterrupt
 
+    def mark(p):
+        nonlocal phase
+        phase = p
+
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
     live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None, report=None)
-    bar = tqdm(total=max_steps, initial=step, desc=cfg.name, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=max_steps, initial=step, desc=cfg.name, disable=None if progress is None else not progress,
+               dynamic_ncols=True)
     if state is not None and state["pending_eval"]:  # the evaluation an interrupt cut short
         val = evaluate_and_log()
     # phase: "forward" changes nothing yet; "update" is changing weights; "done": the step is committed
     last_save, last_eval, phase, rng_before = time.time(), step, "done", None
     model.train()
+    restart_clock()
     try:
         while step < max_steps:
-            t0, rng_before, phase = time.time(), _rng_state(device), "forward"
+            rng_before, phase = _rng_state(device), "forward"
             xb, yb, next_ptr = get_batch(train_ids, ptr, cfg.model.block_size, tc.batch_size)
-            with autocast():
-                _, loss = fwd(xb, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            loss = loss.item()
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"variant '{cfg.name}' diverged at step {step + 1}: training loss is {loss}; "
-                                       "lower its lr or check its settings")
-            phase = "update"
-            opt.step()
-            sched.step()
+            loss = train_step(fwd, opt, sched, xb, yb, autocast, tc.grad_clip, mark)
             step, ptr, phase = step + 1, next_ptr, "done"
-            train_seconds += time.time() - t0
-            live.step = step
-            live.log_metric("train_loss", loss)
+            pending.append((step, loss))
             bar.update(1)
             if is_eval_step(step):
+                flush()
                 val, last_eval = evaluate_and_log(), step
                 if step < max_steps:
                     save_checkpoint()
                     last_save = time.time()
-            elif time.time() - last_save > tc.checkpoint_every_s:
-                save_checkpoint()
-                last_save = time.time()
+                restart_clock()
+            elif len(pending) >= execution.log_every or time.time() - last_save > execution.checkpoint_every_s:
+                flush()
+                if time.time() - last_save > execution.checkpoint_every_s:
+                    save_checkpoint()
+                    last_save = time.time()
+                restart_clock()
     except KeyboardInterrupt:
         if phase == "update":  # weights half-updated: the last checkpoint stands
             print(f"\n[{cfg.name}] interrupted during an update: `dvc repro` resumes from the last checkpoint")
         elif 0 < step < max_steps:  # an unfinished step is dropped whole, RNG included
+            flush()
             save_checkpoint(rng_before if phase == "forward" else None,
                             pending_eval=phase == "done" and is_eval_step(step) and last_eval != step)
             print(f"\n[{cfg.name}] interrupted: checkpoint saved at step {step}; run `dvc repro` again to resume")
@@ -229,6 +248,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, progress: bool = True) ->
                "final_val_loss": val, "train_seconds": round(train_seconds, 2),
                "eval_seconds": round(eval_seconds, 2),
                "tokens_per_second": round(max_steps * tokens_per_step / train_seconds, 1),
+               "execution": {**asdict(execution), "slot": slot.name, "threads": slot.threads},
                **run_info(device)}
     write_json(out / "run.json", summary)
     ckpt.clear()

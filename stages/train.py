@@ -3,7 +3,9 @@ import argparse
 from pathlib import Path
 
 from stages._common import run_stage
-from mainrun.config import RunConfig
+import yaml
+
+from mainrun.config import RunConfig, exec_config
 from mainrun.runlog import read_json, write_json
 
 
@@ -13,6 +15,7 @@ def main():
     ap.add_argument("--out", required=True, help="directory for model.safetensors, config.json, run.json")
     ap.add_argument("--live", required=True, help="dvclive directory for the curves")
     ap.add_argument("--ckpt", required=True, help="resume directory (kept outside DVC)")
+    ap.add_argument("--params", default="params.yaml", help="read for the execution settings only")
     args = ap.parse_args()
     spec = read_json(args.config)
     if not spec["enabled"]:
@@ -23,7 +26,10 @@ def main():
         return
     from mainrun.train import train  # torch loads only for runs that train
 
-    s = train(RunConfig.from_dict(spec), args.out, args.live, args.ckpt)
+    # how it runs (checkpoint interval, logging) is read at run time, not a dependency: changing it re-trains nothing
+    with open(args.params) as f:
+        execution = exec_config((yaml.safe_load(f) or {}).get("train") or {})
+    s = train(RunConfig.from_dict(spec), args.out, args.live, args.ckpt, execution)
     print(f"{s['name']}: val_loss {s['final_val_loss']:.4f} after {s['steps']} steps, "
           f"{s['tokens_per_second']:.0f} tokens/s on {s['device']}")
 

@@ -33,7 +33,7 @@ def tiny_tokenized(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_tokenized):
     """A run config of a tiny model over the tiny corpus; tests replace fields to make variants."""
-    from mainrun.tokenizer import load_meta
+    from mainrun.tokenized import load_meta
 
     meta = load_meta(tiny_tokenized)
     model = GPTConfig(vocab_size=meta["vocab_size"], block_size=16, n_layer=1, n_head=2, d_model=16)

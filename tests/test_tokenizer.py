@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from mainrun.synthetic import synthetic_titles
-from mainrun.tokenizer import EOS, SPECIAL_TOKENS, WHITELIST, build, encode_titles, load_ids, train_tokenizer
+from mainrun.tokenized import load_ids
+from mainrun.tokenizer import EOS, SPECIAL_TOKENS, WHITELIST, build, encode_titles, train_tokenizer
 
 TITLES = synthetic_titles(800, 3) + ["Show HN: 東京 café 🚀 – naïve Zürich", "Москва: GPT-4 vs. C++ (2023) [pdf]"]
 

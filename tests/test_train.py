@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mainrun.config import RunConfig, TrainConfig
+from mainrun.tokenized import load_ids
 from mainrun.train import Checkpoint, TrainingDiverged, get_batch, schedule_of, train
 
 
@@ -74,7 +75,7 @@ def uninterrupted(tiny_run, tmp_path_factory):
 def test_interrupted_run_resumes_to_the_same_result(tiny_run, uninterrupted, tmp_path, monkeypatch, where, n):
     import mainrun.train as t
     full, full_live = uninterrupted
-    interval = schedule_of(tiny_run, len(t.load_ids(tiny_run.data["dir"], "train")))[2]
+    interval = schedule_of(tiny_run, len(load_ids(tiny_run.data["dir"], "train")))[2]
     eval_steps = [1] + list(range(interval, full["steps"], interval))
     if where == "clip":  # before any weight changes: step n is dropped whole
         expected = n - 1
@@ -105,7 +106,7 @@ def test_checkpoint_of_other_params_is_discarded(tmp_path):
 
 def test_cuda_without_a_gpu_is_a_config_error():
     from mainrun.config import ConfigError
-    from mainrun.train import pick_device
+    from mainrun.runtime import pick_device
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="set train.device to auto or cpu"):

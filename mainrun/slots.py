@@ -1,0 +1,52 @@
+"""Device slots: several runs side by side on one machine, each on its own GPU (or share of the CPU cores).
+
+A slot is a file lock (flock), so the kernel frees it when its process exits or crashes. Slots exist only when
+MAINRUN_RUNS_PER_DEVICE is set (by `python -m mainrun.parallel`, or by hand for `dvc queue start`): then there are
+runs-per-device slots on each visible GPU (or on the CPU), and each run takes the first free one or waits.
+"""
+import fcntl
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+RUNS_PER_DEVICE = "MAINRUN_RUNS_PER_DEVICE"
+SLOT_DIR = "MAINRUN_SLOT_DIR"  # default: one folder per machine, so every repo and queue worker shares its GPUs
+_held = []  # open lock files: a slot is held as long as this process lives
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int  # the GPU index on CUDA; 0 on the CPU
+    threads: int  # CPU threads this run may use
+    name: str  # e.g. "cuda-3" or "cpu-1" (which lock), or "unslotted"
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
+    """Take a free slot for a run on `kind` ('cuda' or 'cpu') with n_devices of it visible; wait while all are busy."""
+    per_device = int(os.environ.get(RUNS_PER_DEVICE, "0") or 0)
+    if per_device < 1:  # plain `dvc repro`: one run at a time, the whole machine
+        return Slot(0, cpu_cores(), "unslotted")
+    slots = n_devices * per_device
+    folder = Path(os.environ.get(SLOT_DIR) or Path(tempfile.gettempdir()) / "mainrun-slots")
+    folder.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        for i in range(slots):  # slot i sits on device i % n_devices: the GPUs fill evenly
+            f = open(folder / f"{kind}-{i}.lock", "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            _held.append(f)
+            return Slot(i % n_devices, max(1, cpu_cores() // slots), f"{kind}-{i}")
+        if not waited:
+            print(f"all {slots} {kind} slots are busy: waiting for one to free up", flush=True)
+            waited = True
+        time.sleep(poll_s)
