@@ -1,17 +1,15 @@
 """Benchmark (not a test): training tokens/s and peak memory of the baseline and the full stack at Mainrun size.
 
-    python benchmarks/throughput.py [--steps 5] [--device auto|cpu|cuda] [--compile]
+    python benchmarks/throughput.py [--steps 5] [--device auto|cpu|cuda] [--compile] [--bf16 auto|on|off]
 
 Each model runs in its own process so peak memory is its own. Prints one line per model.
 """
 import argparse
-import contextlib
 import json
 import resource
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 MODELS = {
     "baseline": ({"vocab_size": 16000, "block_size": 128}, {}),
@@ -21,46 +19,65 @@ MODELS = {
 }
 
 
-def measure(name: str, steps: int, device_name: str, compile_model: bool) -> dict:
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, per the vendors' sheets
+
+
+def flops_per_token(cfg, params: int) -> float:
+    """Training FLOPs per token: 6 x parameters plus attention scores (PaLM's appendix B estimate)."""
+    return 6 * params + 12 * cfg.n_layer * cfg.d_model * cfg.block_size
+
+
+def measure(name: str, steps: int, device_name: str, compile_model: bool, bf16: str) -> dict:
+    """Times mainrun.train.train_step, the real step, over `steps` steps with one host sync at the end."""
     import torch
 
     from mainrun.config import GPTConfig, TrainConfig
     from mainrun.model import GPT
-    from mainrun.train import get_batch, make_optimizer, pick_device
+    from mainrun.runtime import autocast_for, pick_device, set_precision
+    from mainrun.train import get_batch, make_optimizer, make_scheduler, train_step
 
     model_kw, train_kw = MODELS[name]
-    cfg, tc = GPTConfig(**model_kw), replace(TrainConfig(**train_kw), device=device_name)
-    device = pick_device(tc.device)
+    bf16_setting = {"auto": "auto", "on": True, "off": False}[bf16]
+    cfg = GPTConfig(**model_kw)
+    device = pick_device(device_name)
+    tc = TrainConfig(**train_kw, device=device.type, compile=compile_model, bf16=bf16_setting).resolved(
+        device.type == "cuda")
     torch.manual_seed(0)
     model = GPT(cfg).to(device)
-    opt = make_optimizer(model, tc, device)
-    fwd = torch.compile(model) if compile_model else model
+    set_precision(device, tc)
+    opt = make_optimizer(model, tc)
+    sched = make_scheduler(opt, tc, 10 * steps, steps)
+    fwd = torch.compile(model) if tc.compile else model
+    autocast = autocast_for(device, tc.bf16)
     cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     tokens_per_step = cfg.block_size * tc.batch_size
-    ids = torch.randint(0, cfg.vocab_size, (tokens_per_step * (steps + 2) + 1,), device=device)
-    ptr, elapsed = 0, 0.0
-    for step in range(steps + 1):  # the first step warms up (allocations, compilation) and is not timed
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+    ids = torch.randint(0, cfg.vocab_size, (tokens_per_step * (steps + 4) + 1,), device=device)
+    ptr, t_start = 0, time.perf_counter()
+    for _ in range(3):  # warm-up (allocations, compilation): not timed
         xb, yb, ptr = get_batch(ids, ptr, cfg.block_size, tc.batch_size)
-        with autocast():
-            _, loss = fwd(xb, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        if cuda:
-            torch.cuda.synchronize()
-        if step:
-            elapsed += time.perf_counter() - t0
+        loss = train_step(fwd, opt, sched, xb, yb, autocast, tc.grad_clip)
+    loss.item()
+    sync()
+    warmup_s = time.perf_counter() - t_start
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        xb, yb, ptr = get_batch(ids, ptr, cfg.block_size, tc.batch_size)
+        loss = train_step(fwd, opt, sched, xb, yb, autocast, tc.grad_clip)
+    loss.item()  # the only sync: the device finished every step
+    elapsed = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"model": name, "device": torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)",
-            "params": model.num_params(), "tokens_per_step": tokens_per_step, "steps": steps,
-            "tokens_per_s": round(steps * tokens_per_step / elapsed), "step_ms": round(1000 * elapsed / steps, 1),
+    tokens_per_s = steps * tokens_per_step / elapsed
+    achieved = tokens_per_s * flops_per_token(cfg, model.num_params()) / 1e12
+    gpu = torch.cuda.get_device_name() if cuda else ""
+    peak_tflops = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in gpu), None)
+    return {"model": name, "device": gpu or f"cpu ({torch.get_num_threads()} threads)", "bf16": tc.bf16,
+            "compile": tc.compile, "params": model.num_params(), "tokens_per_step": tokens_per_step, "steps": steps,
+            "tokens_per_s": round(tokens_per_s), "step_ms": round(1000 * elapsed / steps, 1),
+            "warmup_s": round(warmup_s, 1), "tflops": round(achieved, 2),
+            "mfu": None if peak_tflops is None else round(achieved / peak_tflops, 3),
             "peak_mem_mib": round(peak), "peak_mem_kind": "GPU allocated" if cuda else "process RSS"}
 
 
@@ -69,17 +86,21 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="auto: on CUDA only")
     ap.add_argument("--only", choices=list(MODELS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only:
-        print(json.dumps(measure(args.only, args.steps, args.device, args.compile)))
+        print(json.dumps(measure(args.only, args.steps, args.device, args.compile, args.bf16)))
         return
     for name in MODELS:
-        cmd = [sys.executable, __file__, "--only", name, "--steps", str(args.steps), "--device", args.device]
+        cmd = [sys.executable, __file__, "--only", name, "--steps", str(args.steps), "--device", args.device,
+               "--bf16", args.bf16]
         out = subprocess.run(cmd + (["--compile"] if args.compile else []), capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['model']:>10}: {r['tokens_per_s']:>9,} tokens/s  {r['step_ms']:>8} ms/step  peak {r['peak_mem_mib']:,} MiB "
-              f"({r['peak_mem_kind']})  {r['params']:,} params  on {r['device']}")
+        mfu = "—" if r["mfu"] is None else f"{r['mfu']:.1%}"
+        print(f"{r['model']:>10}: {r['tokens_per_s']:>9,} tokens/s  {r['step_ms']:>8} ms/step  {r['tflops']} TFLOP/s "
+              f"(MFU {mfu})  peak {r['peak_mem_mib']:,} MiB ({r['peak_mem_kind']})  bf16 {r['bf16']}  compile "
+              f"{r['compile']}  warm-up {r['warmup_s']} s  {r['params']:,} params  on {r['device']}")
 
 
 if __name__ == "__main__":
