@@ -2,6 +2,7 @@
 
 Defaults are Mainrun's model to the letter: learned absolute positions (zero-initialised), pre-LayerNorm blocks,
 explicit softmax attention with biases, 4x GELU MLP, head tied to the token embedding, N(0, 0.02) init.
+The full stack computes what the write-up's train.py computes, op for op (tests/test_model.py pins how).
 """
 import math
 
@@ -12,29 +13,20 @@ from torch.nn import functional as F
 from .config import GPTConfig
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-
-
 def rope_tables(head_dim: int, max_len: int, base: float = 10000.0):
-    """cos and sin of shape (max_len, head_dim / 2) for rotating (even, odd) channel pairs."""
-    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2).float() / head_dim)
-    angles = torch.outer(torch.arange(max_len).float(), inv_freq)
+    """cos and sin of shape (max_len, head_dim / 2): channel i turns with channel i + head_dim / 2."""
+    half = head_dim // 2
+    inv_freq = 1.0 / base ** (torch.arange(half).float() / half)
+    angles = torch.outer(torch.arange(max_len).float(), inv_freq)  # (max_len, half)
     return angles.cos(), angles.sin()
 
 
 def apply_rope(x, cos, sin):
-    """x: (B, nh, T, hs); rotate each channel pair by its position's angle."""
-    T = x.size(-2)
-    x1, x2 = x[..., 0::2], x[..., 1::2]
+    """x: (B, nh, T, hs); rotate-half RoPE (GPT-NeoX/LLaMA layout), as the write-up does."""
+    T, half = x.size(-2), x.size(-1) // 2
+    x1, x2 = x[..., :half], x[..., half:]  # 2 x (B, nh, T, hs / 2)
     cos, sin = cos[:T], sin[:T]
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
 class CausalSelfAttention(nn.Module):
@@ -61,8 +53,10 @@ class CausalSelfAttention(nn.Module):
         if self.use_rope:
             q, k = apply_rope(q, self.rope_cos, self.rope_sin), apply_rope(k, self.rope_cos, self.rope_sin)
         if self.use_sdpa:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                               is_causal=True)
+            # (B*nh, T, hs) as the write-up calls it: a 4-D call takes another CPU kernel, with other rounding
+            y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)
+            y = y.view(B, self.n_head, T, self.head_dim)
         else:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))  # (B, nh, T, T)
             att = att.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
@@ -98,7 +92,7 @@ class SwiGLU(nn.Module):
         return self.drop(self.down(F.silu(self.gate(x)) * self.up(x)))
 
 
-NORMS = {"layernorm": nn.LayerNorm, "rmsnorm": RMSNorm}
+NORMS = {"layernorm": nn.LayerNorm, "rmsnorm": nn.RMSNorm}  # RMSNorm eps: the dtype's epsilon
 MLPS = {"gelu": GeluMLP, "swiglu": SwiGLU}
 
 
@@ -116,7 +110,9 @@ class Block(nn.Module):
             # x ──┬─ ln1 ─ attn ─┐
             #     ├─ ln2 ─ mlp ──┤
             #     └───────────── + ─> out
-            return x + self.attn(self.ln1(x)) + self.mlp(self.ln2(x))
+            a = self.attn(self.ln1(x))
+            m = self.mlp(self.ln2(x))  # both branches before the sum, so autograd adds up x's gradient
+            return x + a + m           # in the write-up's order (x + attn + mlp would not)
         x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
 

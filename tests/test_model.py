@@ -1,10 +1,12 @@
+import math
 from dataclasses import replace
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from mainrun.config import GPTConfig
-from mainrun.model import GPT, GeluMLP, RMSNorm, SwiGLU, apply_rope, rope_tables
+from mainrun.model import GPT, GeluMLP, SwiGLU, apply_rope, rope_tables
 
 FULL_STACK = dict(norm="rmsnorm", pos="rope", attn="sdpa", attn_bias=False, emb_scale=True, mlp="swiglu",
                   mlp_bias=False, parallel_residual=True)
@@ -31,7 +33,7 @@ def test_head_is_tied_and_init_matches_mainrun():
 
 def test_rmsnorm_replaces_layernorm_in_blocks_only():
     m = GPT(replace(TINY, norm="rmsnorm"))
-    assert all(isinstance(b.ln1, RMSNorm) and isinstance(b.ln2, RMSNorm) for b in m.blocks)
+    assert all(isinstance(b.ln1, torch.nn.RMSNorm) and isinstance(b.ln2, torch.nn.RMSNorm) for b in m.blocks)
     assert isinstance(m.ln_f, torch.nn.LayerNorm)
     assert not any(isinstance(x, torch.nn.LayerNorm) for b in m.blocks for x in b.modules())
 
@@ -42,6 +44,30 @@ def test_rope_drops_learned_positions_and_attention_biases():
     assert "pos_emb" not in names and not any(n.endswith("qkv.bias") or n.endswith("proj.bias") for n in names)
     assert m.emb_scale == pytest.approx(16 ** -0.5)
     assert "pos_emb" in dict(GPT(TINY).named_parameters())
+
+
+def test_block_rmsnorm_is_torchs_with_default_eps():
+    norm = GPT(replace(TINY, norm="rmsnorm")).blocks[0].ln1
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 16))
+    x = 1e-3 * torch.randn(4, 16)  # small enough that eps shows: 1e-6 or 1e-5 would fail this
+    eps = torch.finfo(torch.float32).eps
+    expected = norm.weight * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    torch.testing.assert_close(norm(x), expected, rtol=1e-6, atol=0)
+    assert norm.eps is None and dict(norm.named_parameters()).keys() == {"weight"}
+
+
+def test_rope_rotates_half_by_hand():
+    # head_dim 4: channel 0 turns with channel 2 at angle p, channel 1 with channel 3 at angle p / 100
+    cos, sin = rope_tables(4, 3)
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0]).expand(1, 1, 3, 4)
+    expected = [[math.cos(a) - 3 * math.sin(a), 2 * math.cos(b) - 4 * math.sin(b),
+                 math.sin(a) + 3 * math.cos(a), 2 * math.sin(b) + 4 * math.cos(b)]
+                for a, b in ((p, p / 100) for p in range(3))]
+    out = apply_rope(x, cos, sin)[0, 0]
+    torch.testing.assert_close(out, torch.tensor(expected))
+    assert out[0].tolist() == [1.0, 2.0, 3.0, 4.0]  # position 0 is not turned
+    assert out[1].tolist() == pytest.approx([-1.9841106, 1.9599007, 2.4623779, 4.0197997], abs=1e-6)
 
 
 def test_rope_rotation_is_relative():
@@ -94,3 +120,36 @@ def test_every_flag_combination_runs_causally(flags):
     changed = idx.clone()
     changed[:, -1] = (changed[:, -1] + 1) % 50  # the future must not leak into earlier positions
     torch.testing.assert_close(m(changed)[0][:, :-1], logits[:, :-1])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_full_stack_block_is_the_writeups_arithmetic(training):
+    """The write-up's parallel block op for op, so the CPU reproduces its numbers to the last bit: rotate-half
+    RoPE, SDPA called on (B*nh, T, hs) with its own dropout (a 4-D call takes another CPU kernel in eval), the
+    residual dropout, then the SwiGLU branch and its dropout, and both branches built before x + attn + mlp."""
+    B, T, C, nh, hs, p = 3, 8, 16, 2, 8, 0.1
+    torch.manual_seed(0)
+    block = GPT(replace(TINY, dropout=p, **FULL_STACK)).blocks[0].train(training)
+    attn, mlp, p = block.attn, block.mlp, p if training else 0.0
+
+    def rotate_half(t):
+        cos, sin, t1, t2 = attn.rope_cos[:T], attn.rope_sin[:T], t[..., :hs // 2], t[..., hs // 2:]
+        return torch.cat((t1 * cos - t2 * sin, t1 * sin + t2 * cos), dim=-1)
+
+    def reference(x):
+        qkv = attn.qkv(F.rms_norm(x, (C,), block.ln1.weight)).view(B, T, 3, nh, hs)
+        q, k, v = (qkv[:, :, i].transpose(1, 2).reshape(B * nh, T, hs) for i in range(3))
+        y = F.scaled_dot_product_attention(rotate_half(q), rotate_half(k), v, dropout_p=p, is_causal=True)
+        a = F.dropout(attn.proj(y.view(B, nh, T, hs).transpose(1, 2).reshape(B, T, C)), p)
+        h = F.rms_norm(x, (C,), block.ln2.weight)
+        m = F.dropout(mlp.down(F.silu(mlp.gate(h)) * mlp.up(h)), p)
+        return x + a + m
+
+    x, grad_out = torch.randn(B, T, C, requires_grad=True), torch.randn(B, T, C)
+    results = []
+    for fn in (block, reference):
+        torch.manual_seed(1)
+        out = fn(x)
+        results.append((out, *torch.autograd.grad(out, [x, *block.parameters()], grad_out)))
+    for ours, theirs in zip(*results):
+        assert torch.equal(ours, theirs)
