@@ -53,10 +53,12 @@ class CausalSelfAttention(nn.Module):
         if self.use_rope:
             q, k = apply_rope(q, self.rope_cos, self.rope_sin), apply_rope(k, self.rope_cos, self.rope_sin)
         if self.use_sdpa:
-            # (B*nh, T, hs) as the write-up calls it: a 4-D call takes another CPU kernel, with other rounding
-            y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), is_causal=True,
-                                               dropout_p=self.dropout if self.training else 0.0)
-            y = y.view(B, self.n_head, T, self.head_dim)
+            p = self.dropout if self.training else 0.0
+            if x.is_cuda:  # 4-D keeps CUDA's fused flash / memory-efficient kernels
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+            else:  # (B*nh, T, hs) as the write-up calls it: a 4-D call takes another CPU kernel, other rounding
+                y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), is_causal=True,
+                                                   dropout_p=p).view(B, self.n_head, T, self.head_dim)
         else:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))  # (B, nh, T, T)
             att = att.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
