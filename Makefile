@@ -9,8 +9,13 @@ install:
 	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest" 2>/dev/null \
 		|| $(PY) -m pip install -e ".[test]"
 
-demo: install
+J ?= 1
+demo: install  # J=2: two runs at once through mainrun.parallel
+ifeq ($(J),1)
 	dvc exp run $$($(PY) -m mainrun.profile profiles/cpu.yaml)
+else
+	$(PY) -m mainrun.parallel -j $(J) $$($(PY) -m mainrun.profile profiles/cpu.yaml)
+endif
 
 test: install
 	$(PY) -m pytest -q
