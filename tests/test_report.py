@@ -15,7 +15,8 @@ DEFAULT_RUNS = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm
 
 def fake_tokenized(root, params):
     """The meta.json of every tokenizer params.yaml asks for: enough for the configure stage."""
-    dirs = [f"bpe-{v}" for v in params["vocab_sizes"]] + [f"{k}-{params['vocab_size']}" for k in params["alt_tokenizers"]]
+    dirs = [f"bpe-{v}" for v in params["vocab_sizes"]]
+    dirs += [f"{kind}-{params['vocab_size']}" for kind in params["alt_tokenizers"]]
     for d in dirs:
         write_json(root / d / "meta.json", {"vocab_size": int(d.rsplit("-", 1)[1]), "fingerprint": d,
                                             "train": {"tokens": 1_102_455}, "val": {"tokens": 120_000}})

@@ -120,3 +120,17 @@ def test_a_fourth_chain_changes_no_figure(params, tmp_path):
 
 def section(text: str, title: str) -> str:
     return title + text.split(title, 1)[1].split("\n## ", 1)[0]
+
+
+def test_a_run_with_the_writeup_settings_matches_wherever_it_sits(params, tmp_path):
+    """The full stack declared in one delta on the baseline is still the write-up's full stack."""
+    full = {"from": "baseline", "optimizer": "adamw", "lr": 1.0e-3, "weight_decay": 0.01, "vocab_size": 32000,
+            "block_size": 256, "norm": "rmsnorm", "pos": "rope", "emb_scale": True, "attn": "sdpa",
+            "attn_bias": False, "mlp": "swiglu", "mlp_bias": False, "parallel_residual": True}
+    params["variants"] = {**{n: params["variants"][n] for n in DEFAULT_RUNS[:4]}, "full_in_one": full,
+                          **{n: params["variants"][n] for n in DEFAULT_RUNS[8:]}}
+    params["noise"]["variants"] = ["r1_adamw"]
+    params["data"]["source"] = HF
+    s = setting(params, tmp_path)
+    assert s.match["r4_4_parallel"] == "full_in_one" and "r4_4_parallel" in s.comparable
+    assert s.why == "no variant stands where the write-up's r4_1_rmsnorm does"

@@ -51,7 +51,7 @@ def draw(spec, fig_dir) -> None:
 
 def curves_chart(path, title: str, curves: dict, published: dict | None = None, ylabel="validation loss (legacy)",
                  bands: dict | None = None):
-    """curves: {label: (steps, values)}; published: {label: (steps, values)} in grey, dashed; bands: {label: (lo, hi)}."""
+    """curves, published: {label: (steps, values)}, the published ones grey and dashed; bands: {label: (lo, hi)}."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for label, (lo, hi) in (bands or {}).items():
         ax.axhspan(lo, hi, color=GREY, alpha=0.25, label=f"{label} (published range)")

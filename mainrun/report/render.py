@@ -60,7 +60,8 @@ def faithfulness(rows: list, metrics: dict, log: dict) -> list[str]:
     body = [[label, f"{theirs:,}", f"{ours:,}", "yes" if ours == theirs else "NO"] for label, theirs, ours in rows]
     body.append(["training seconds", f"{log['train_seconds']:,} (CPU)",
                  f"{metrics['train_seconds']:,.0f} ({metrics['device']})", "—"])
-    return ["### Baseline against Mainrun's published log", "", *table(["", "Mainrun log", "this run", "match"], body), ""]
+    return ["### Baseline against Mainrun's published log", "",
+            *table(["", "Mainrun log", "this run", "match"], body), ""]
 
 
 def published_text(value) -> str:

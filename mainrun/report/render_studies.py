@@ -9,14 +9,14 @@ STUDY_TITLES = {"failed_attempts": "What the write-up says did not help"}
 def only_with(stacked: list):
     if not stacked:
         return [], []
+    on = [f"on {OPTIMIZERS.get(s.optimizer, s.optimizer)}" for s in stacked]
     spec = charts.Bars("only_with_adamw.png", "The same changes stacked on each base: change in val_loss",
-                       [f"on {OPTIMIZERS.get(s.optimizer, s.optimizer)} ({s.base})" for s in stacked],
-                       [s.comparison.delta for s in stacked], ylabel="Δ val_loss (legacy)")
+                       [f"{o} ({s.base})" for o, s in zip(on, stacked)], [s.comparison.delta for s in stacked],
+                       ylabel="Δ val_loss (legacy)")
     lines = ["## Only with AdamW?", "", f"![only with AdamW](figures/{spec.file})", "",
-             f"Each chain below makes the same changes ({', '.join(stacked[0].keys)}) on a base with another optimiser.",
-             ""]
-    lines += [f"- {comparison(s.comparison, f'Stacked on {OPTIMIZERS.get(s.optimizer, s.optimizer)} ({s.base} → {s.last})')}"
-              for s in stacked]
+             f"Each chain below makes the same changes ({', '.join(stacked[0].keys)}) on a base with another "
+             "optimiser.", ""]
+    lines += [f"- {comparison(s.comparison, f'Stacked {o} ({s.base} → {s.last})')}" for o, s in zip(on, stacked)]
     return lines + [""], [spec]
 
 
@@ -32,7 +32,8 @@ def vocab_sweep(sweep, runs: dict):
              + (" (they agree)." if sweep.best_bpb == sweep.best_legacy else " (they disagree: trust bits per byte).")]
     if sweep.best:
         next_best = runs[sweep.best.ref].settings["vocab_size"]
-        lines.append(f"- {comparison(sweep.best, f'the best vocabulary ({sweep.best_bpb}) against the next best ({next_best})')}")
+        what = f"the best vocabulary ({sweep.best_bpb}) against the next best ({next_best})"
+        lines.append(f"- {comparison(sweep.best, what)}")
     return lines + [""], [spec]
 
 

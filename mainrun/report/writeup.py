@@ -17,25 +17,29 @@ def writeup_runs(setting: dict) -> dict[str, Run]:
 
 
 def match(writeup: dict[str, Run], ours: dict[str, Run]) -> dict[str, str]:
-    """{write-up variant: our run}, by place in the chains and by what each step changes.
+    """{write-up variant: our run}, by resolved settings, never by name.
 
-    The roots match; then each write-up variant matches the child of its parent's match that changes the most
-    of the same settings and the fewest others. A child that changes nothing still stands in for its step (Rec. 2
-    at the root's vocabulary); one that changes only other settings does not. Studies and seed repeats never match.
+    A run with exactly a configuration's settings is its run. Otherwise (other sizes, say) the run that stands in
+    its place: the child of its parent's run that changes the most of the same settings and the fewest others.
+    A child that changes nothing still stands in for its step (Rec. 2 at the root's vocabulary); one that changes
+    only other settings does not. Studies and seed repeats never match.
     """
     candidates = [n for n, r in ours.items() if r.study is None and r.repeat_of is None]
     found = {}
     for w, run in writeup.items():  # a parent comes before its children
-        if run.parent is not None and run.parent not in found:
-            continue
+        free = [n for n in candidates if n not in found.values()]
         base = found.get(run.parent)
+        exact = [n for n in free if not changed(run.settings, ours[n].settings)]
+        if exact:
+            found[w] = next((n for n in exact if ours[n].parent == base), exact[0])
+            continue
+        if run.parent is not None and base is None:
+            continue
         want = set(changed(writeup[run.parent].settings, run.settings)) if base else set()
         scored = []
-        for i, n in enumerate(candidates):
-            if ours[n].parent != base or n in found.values():
-                continue
+        for i, n in enumerate(free):
             have = set(changed(ours[base].settings, ours[n].settings)) if base else set()
-            if have & want or not have:
+            if ours[n].parent == base and (have & want or not have):
                 scored.append((len(have & want), -len(have ^ want), -i, n))
         if scored:
             found[w] = max(scored)[-1]
@@ -110,13 +114,13 @@ def figure(key: str, fig: dict, runs: dict[str, Run], setting: Setting, noise: d
             elif not isinstance(value, list):
                 curve = ([fig.get("steps", {}).get(w, runs[n].curves["val_loss"][0][-1])], [value])
         rows.append(Row(n, value, gap, curve))
-    gap = abs(published["rec1_repeat"][0] - published["rec1_repeat"][1])
+    repeat_gap = abs(published["rec1_repeat"][0] - published["rec1_repeat"][1])
     steps = []
     for (wa, a), (wb, b) in zip(members, members[1:]):
         pa, pb = fig["final"][wa], fig["final"][wb]
         theirs = None
         if not isinstance(pa, list) and not isinstance(pb, list):
-            theirs = Comparison(b, a, "val_loss", pb - pa, None, None, (), gap, judge(pb - pa, gap))
+            theirs = Comparison(b, a, "val_loss", pb - pa, None, None, (), repeat_gap, judge(pb - pa, repeat_gap))
         steps.append((compare(runs[a], runs[b], noise), theirs))
     return Figure(key, fig["title"], rows, steps)
 
