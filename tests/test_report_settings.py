@@ -5,7 +5,8 @@ import re
 import pytest
 
 from mainrun.configure import configure, run_index
-from mainrun.report.load import load_published, read_configs
+from mainrun.report.analyse import compare
+from mainrun.report.load import Run, load_published, read_configs
 from mainrun.report.writeup import check_setting
 from test_report import DEFAULT_RUNS, fake_tokenized, make_report
 
@@ -19,6 +20,19 @@ def configs(params, tmp_path):
 
 def setting(params, tmp_path):
     return check_setting(params["data"], configs(params, tmp_path), load_published()["setting"])
+
+
+@pytest.mark.parametrize("change, metric", [
+    ({"tokenizer": "unigram"}, "val_bpb"), ({"vocab_size": 8000}, "val_bpb"), ({"block_size": 256}, "val_bpb"),
+    ({"schedule": "warm_restarts"}, "val_loss"), ({"n_layer": 8}, "val_loss"), ({"device": "cuda"}, "val_loss")])
+def test_the_metric_follows_from_what_differs(change, metric):
+    settings = {"tokenizer": "bpe", "vocab_size": 16000, "block_size": 128, "schedule": "cosine", "n_layer": 6,
+                "device": "cpu"}
+    ref = Run("a", settings, metrics={"val_loss": 1.5, "val_bpb": 2.0})
+    run = Run("any name at all", {**settings, **change}, metrics={"val_loss": 1.0, "val_bpb": 2.5})
+    c = compare(ref, run, {"val_loss": None, "val_bpb": 0.1})
+    assert c.metric == metric and c.delta == run.metrics[metric] - ref.metrics[metric]
+    assert c.judgement == ("worse" if metric == "val_bpb" else "not measured")
 
 
 def test_chains_and_studies_in_the_run_index(params):
