@@ -6,7 +6,7 @@ settings and the fingerprint of the tokenized data it reads: a file that did not
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, is_enabled, resolve_variants, split_settings
+from .config import ConfigError, RunConfig, is_enabled, resolve_variants, split_settings, variant_parents
 from .runlog import write_json
 from .tokenized import load_meta
 
@@ -88,4 +88,23 @@ def configure(params: dict, tokenized_root, out_dir, cuda: bool | None = None) -
             write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
         else:  # an opt-in study that is off: its stages write a marker and return at once
             write_json(out / f"{name}.json", {"name": name, "enabled": False, "study": settings["study"]})
+    write_json(out / "runs.json", {"runs": run_index(params)})
     return enabled
+
+
+def run_index(params: dict) -> list[dict]:
+    """For the report, each run in order: its parent, its chain (a `from:` starts one), its study, whether it
+    runs, and for a seed run the variant it repeats."""
+    if "runs" in params["variants"]:
+        raise ConfigError("a variant may not be called 'runs': configs/runs.json lists every run")
+    settings, parents = run_settings(params), variant_parents(params)
+    index, group = [], -1
+    for name, parent in parents.items():
+        group += not index or "from" in (params["variants"][name] or {})
+        index.append({"name": name, "parent": parent, "group": group, "repeat_of": None})
+    for variant in params["noise"]["variants"]:
+        index += [{"name": seed_run_name(variant, s), "parent": None, "group": None, "repeat_of": variant}
+                  for s in params["noise"]["seeds"]]
+    for row in index:
+        row.update(study=settings[row["name"]]["study"], enabled=is_enabled(settings[row["name"]], params))
+    return index

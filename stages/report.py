@@ -15,7 +15,7 @@ def main():
     ap.add_argument("--data-stats", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    summary = build_report(load_params(), read_json(args.data_stats), args.configs, args.metrics, args.live, args.out)
+    summary = build_report(load_params()["data"], read_json(args.data_stats), args.configs, args.metrics, args.live, args.out)
     print(f"report: {summary['runs']} runs -> {args.out}/report.md")
 
 

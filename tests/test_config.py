@@ -2,7 +2,6 @@ import pytest
 
 from mainrun.config import ConfigError, GPTConfig, resolve_variants, split_settings
 from mainrun.params import check_params
-from mainrun.report import variant_groups, writeup_setting
 
 ARCH = {"norm": "rmsnorm", "pos": "rope", "attn": "sdpa", "attn_bias": False, "emb_scale": True,
         "mlp": "swiglu", "mlp_bias": False, "parallel_residual": True}
@@ -36,16 +35,6 @@ def test_figure_4a_group_builds_on_sgd_baseline(params):
     last = resolve_variants(params)["sgd_parallel"]
     assert {k: last[k] for k in ARCH} == ARCH
     assert (last["optimizer"], last["lr"], last["vocab_size"], last["block_size"]) == ("sgd", 6e-3, 16000, 128)
-
-
-def test_three_default_groups_and_opt_in_studies(params):
-    groups = variant_groups(params)
-    assert groups[0] == ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope",
-                         "r4_3_swiglu", "r4_4_parallel"]
-    assert groups[1][0] == "adamw_rmsnorm" and groups[2][0] == "sgd_rmsnorm"
-    v = resolve_variants(params)
-    assert all(v[n]["study"] is None for g in groups[:3] for n in g)
-    assert v["fail_unigram"]["study"] == "failed_attempts" and not params["studies"]["failed_attempts"]
 
 
 def test_vocab_override_reaches_only_later_variants(params):
@@ -102,19 +91,3 @@ def test_wrong_types_and_values_name_the_key(params, mutate, message):
     mutate(params)
     with pytest.raises(ConfigError, match=message):
         check_params(params)
-
-
-def test_writeup_setting_detection_is_exact(params):
-    assert writeup_setting(params)[0]
-    for mutate in (lambda p: p["data"].update(num_titles=99999), lambda p: p["model"].update(d_model=256),
-                   lambda p: p["train"].update(epochs=6), lambda p: p.update(vocab_size=16000),
-                   lambda p: p["data"].update(source="synthetic"),
-                   lambda p: p["variants"]["r3_block256"].update(block_size=192),
-                   lambda p: p["variants"]["adamw_rope"].update(emb_scale=False)):
-        changed = {**params, "data": dict(params["data"]), "model": dict(params["model"]),
-                   "train": dict(params["train"]), "variants": {k: dict(v) for k, v in params["variants"].items()}}
-        mutate(changed)
-        ok, why = writeup_setting(changed)
-        assert not ok and why
-    params["train"]["device"] = "cpu"  # where it runs is not part of the setting
-    assert writeup_setting(params)[0]

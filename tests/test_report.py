@@ -3,8 +3,9 @@ import statistics
 
 import pytest
 
-from mainrun.configure import run_settings
+from mainrun.configure import configure, run_settings
 from mainrun.report import build_report, noise_spread, noise_threshold, verdict
+from mainrun.report.load import Run
 from mainrun.runlog import write_json
 
 DEFAULT_RUNS = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
@@ -12,10 +13,20 @@ DEFAULT_RUNS = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm
                 "sgd_rmsnorm", "sgd_rope", "sgd_swiglu", "sgd_parallel"]
 
 
-def fake_artifacts(root, values: dict[str, float]):
-    """What the train and evaluate stages leave behind, with chosen final losses."""
+def fake_tokenized(root, params):
+    """The meta.json of every tokenizer params.yaml asks for: enough for the configure stage."""
+    dirs = [f"bpe-{v}" for v in params["vocab_sizes"]]
+    dirs += [f"{kind}-{params['vocab_size']}" for kind in params["alt_tokenizers"]]
+    for d in dirs:
+        write_json(root / d / "meta.json", {"vocab_size": int(d.rsplit("-", 1)[1]), "fingerprint": d,
+                                            "train": {"tokens": 1_102_455}, "val": {"tokens": 120_000}})
+    return root
+
+
+def fake_artifacts(root, params, values: dict[str, float]):
+    """What the configure, train and evaluate stages leave behind, with chosen final losses."""
+    configure(params, fake_tokenized(root / "tokenized", params), root / "configs")
     for i, (name, v) in enumerate(values.items()):
-        write_json(root / "configs" / f"{name}.json", {"name": name, "enabled": True, "study": None})
         write_json(root / "metrics" / f"{name}.json", {
             "val_loss": v, "val_loss_per_token": 3 * v, "val_bpb": 1.5 * v + 0.01 * i, "val_tokens_counted_frac": 0.9,
             "params": 1000, "steps": 10, "batches_per_epoch": 2, "train_tokens_per_epoch": 100,
@@ -29,9 +40,9 @@ def fake_artifacts(root, values: dict[str, float]):
 
 def make_report(tmp_path, params, values, source="synthetic"):
     params["data"]["source"] = source
-    fake_artifacts(tmp_path, values)
+    fake_artifacts(tmp_path, params, values)
     stats = {"source": source, "train": {"titles": 90}, "val": {"titles": 10}}
-    summary = build_report(params, stats, tmp_path / "configs", tmp_path / "metrics", tmp_path / "dvclive",
+    summary = build_report(params["data"], stats, tmp_path / "configs", tmp_path / "metrics", tmp_path / "dvclive",
                            tmp_path / "reports")
     return (tmp_path / "reports" / "report.md").read_text(), summary
 
@@ -45,11 +56,11 @@ def test_verdicts_follow_from_the_numbers():
 
 def test_noise_aggregate(params, tmp_path):
     params["noise"] = {"variants": ["r1_adamw"], "seeds": [1338, 1339]}
-    runs = {n: {"metrics": {"val_loss": v}} for n, v in
+    runs = {n: Run(n, {}, repeat_of=None if n == "r1_adamw" else "r1_adamw", metrics={"val_loss": v}) for n, v in
             {"r1_adamw": 1.30, "r1_adamw-seed1338": 1.33, "r1_adamw-seed1339": 1.31}.items()}
-    assert noise_spread(params, runs) == {"r1_adamw": [1.30, 1.33, 1.31]}
-    assert noise_threshold(noise_spread(params, runs)) == pytest.approx(0.03)
-    values = {n: 1.5 for n in DEFAULT_RUNS} | {n: r["metrics"]["val_loss"] for n, r in runs.items()}
+    assert noise_spread(runs) == {"r1_adamw": [1.30, 1.33, 1.31]}
+    assert noise_threshold(noise_spread(runs)) == pytest.approx(0.03)
+    values = {n: 1.5 for n in DEFAULT_RUNS} | {n: r.metrics["val_loss"] for n, r in runs.items()}
     text, _ = make_report(tmp_path, params, values)
     mean, std = statistics.mean([1.30, 1.33, 1.31]), statistics.stdev([1.30, 1.33, 1.31])
     assert f"| r1_adamw | 3 | {mean:.4f} ± {std:.4f} | 0.0300 |" in text

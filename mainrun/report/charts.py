@@ -1,4 +1,7 @@
-"""The report's PNGs (matplotlib, headless)."""
+"""The report's PNGs (matplotlib, headless), each drawn from a chart spec that the render step builds."""
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -7,9 +10,48 @@ import matplotlib.pyplot as plt  # noqa: E402
 GREY = "#9a9a9a"
 
 
+@dataclass(frozen=True)
+class Curves:
+    file: str
+    title: str
+    curves: dict  # {label: (steps, values)}
+    published: dict = field(default_factory=dict)  # {label: (steps, values)}, grey and dashed
+    bands: dict = field(default_factory=dict)  # {label: (low, high)}, a published range
+
+
+@dataclass(frozen=True)
+class Bars:
+    file: str
+    title: str
+    labels: list
+    values: list
+    errors: list | None = None
+    ylabel: str = "val_loss (legacy)"
+    annotations: list | None = None
+
+
+@dataclass(frozen=True)
+class Vocab:
+    file: str
+    title: str
+    vocabs: list
+    legacy: list
+    bpb: list
+
+
+def draw(spec, fig_dir) -> None:
+    path = Path(fig_dir) / spec.file
+    if isinstance(spec, Curves):
+        curves_chart(path, spec.title, spec.curves, spec.published, bands=spec.bands)
+    elif isinstance(spec, Bars):
+        bars_chart(path, spec.title, spec.labels, spec.values, spec.errors, spec.ylabel, spec.annotations)
+    else:
+        vocab_chart(path, spec.title, spec.vocabs, spec.legacy, spec.bpb)
+
+
 def curves_chart(path, title: str, curves: dict, published: dict | None = None, ylabel="validation loss (legacy)",
                  bands: dict | None = None):
-    """curves: {label: (steps, values)}; published: {label: (steps, values)} in grey, dashed; bands: {label: (lo, hi)}."""
+    """curves, published: {label: (steps, values)}, the published ones grey and dashed; bands: {label: (lo, hi)}."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for label, (lo, hi) in (bands or {}).items():
         ax.axhspan(lo, hi, color=GREY, alpha=0.25, label=f"{label} (published range)")

@@ -1,0 +1,81 @@
+"""dvc.yaml against the code and params it describes: stage deps from the imports, plots from published.yaml."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from mainrun.config import resolve_variants
+from mainrun.report.load import load_published
+from test_report_settings import setting
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+PLOTS = {k: v for plot in DVC["plots"] for k, v in plot.items()}
+
+
+def module_file(module: str) -> Path | None:
+    path = ROOT.joinpath(*module.split("."))
+    return next((p for p in (path.with_suffix(".py"), path / "__init__.py") if p.is_file()), None)
+
+
+def imports(path: Path, module: str) -> set[str]:
+    """Every module named by an import in the file, function-level ones too, relative ones made absolute."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{node.module}" if node.module else parent
+            found |= {base} | {f"{base}.{a.name}" for a in node.names}  # `from . import x` may name a module
+    return found
+
+
+def project_files(module: str) -> set[str]:
+    """The project's files that running the module imports, transitively, packages' __init__ included."""
+    files, todo = {}, [module]
+    while todo:
+        parts = todo.pop().split(".")
+        for name in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+            path = module_file(name)
+            if path and name not in files:
+                files[name] = path
+                todo += imports(path, name)
+    return {str(p.relative_to(ROOT)) for p in files.values() if p.read_text().strip()}
+
+
+def stage_body(stage: dict) -> dict:
+    return stage.get("do", stage)
+
+
+@pytest.mark.parametrize("name", list(DVC["stages"]))
+def test_stage_deps_list_every_module_its_command_imports(name):
+    stage = stage_body(DVC["stages"][name])
+    module = re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1)
+    deps = [d for d in stage["deps"] if "$" not in d]
+    missing = [f for f in sorted(project_files(module)) if not any(f == d or f.startswith(d.rstrip("/") + "/")
+                                                                    for d in deps)]
+    assert not missing, f"stage {name}: add to its deps: {', '.join(missing)}"
+
+
+def test_loss_plots_list_every_default_variant(params):
+    defaults = [n for n, s in resolve_variants(params).items() if s["study"] is None]
+    for plot, curve in (("val_loss_all", "val_loss"), ("train_loss_all", "train_loss")):
+        assert list(PLOTS[plot]["y"]) == [f"dvclive/{n}/plots/metrics/{curve}.tsv" for n in defaults]
+        assert set(PLOTS[plot]["y"].values()) == {curve}
+
+
+def test_figure_plots_are_the_writeup_figures(params, tmp_path):
+    """Each write-up figure in published.yaml is a dvc plot of the runs the report finds for it, same title."""
+    figures = load_published()["figures"]
+    match = setting(params, tmp_path).match
+    assert set(PLOTS) == set(figures) | {"val_loss_all", "train_loss_all"}
+    for key, fig in figures.items():
+        assert PLOTS[key]["title"] == fig["title"]
+        assert PLOTS[key]["y"] == {f"dvclive/{match[w]}/plots/metrics/val_loss.tsv": "val_loss" for w in fig["final"]}
+        assert list(PLOTS[key]["y"]) == [f"dvclive/{match[w]}/plots/metrics/val_loss.tsv" for w in fig["final"]]
