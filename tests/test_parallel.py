@@ -81,7 +81,7 @@ def test_two_at_once_equals_sequential_and_a_killed_run_resumes(tmp_path, monkey
 
     # a run that fails fails the command, named, and leaves the others cached
     params = yaml.safe_load((par / "params.yaml").read_text())
-    params["variants"]["adamw_rmsnorm"]["lr"] = 1.0e38  # diverges at once
+    params["variants"]["adamw_rmsnorm"]["lr"] = 1.0e30  # diverges at once
     (par / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     failed = subprocess.run(cmd, cwd=par, env=env, capture_output=True, text=True)
     assert failed.returncode != 0 and "1 run(s) failed: train@adamw_rmsnorm" in failed.stderr
