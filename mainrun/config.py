@@ -179,6 +179,10 @@ def resolve_variants(params: dict) -> dict[str, dict]:
     return resolved
 
 
+def seed_run_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
 def variant_parents(params: dict) -> dict[str, str | None]:
     """Each variant's parent: the one above it, or the one its `from:` names (None for the first)."""
     parents, previous = {}, None

@@ -6,17 +6,14 @@ settings and the fingerprint of the tokenized data it reads: a file that did not
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, is_enabled, resolve_variants, split_settings, variant_parents
+from .config import (ConfigError, RunConfig, is_enabled, resolve_variants, seed_run_name, split_settings,
+                     variant_parents)
 from .runlog import write_json
 from .tokenized import load_meta
 
 
 def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
     return Path(root) / f"{kind}-{vocab_size}"
-
-
-def seed_run_name(variant: str, seed: int) -> str:
-    return f"{variant}-seed{seed}"
 
 
 def run_settings(params: dict) -> dict[str, dict]:

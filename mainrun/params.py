@@ -1,7 +1,9 @@
 """Strict parsing of params.yaml: an unknown key, a wrong type or a bad value fails with one line naming it."""
+import re
+
 import yaml
 
-from .config import DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_value
+from .config import DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_value, seed_run_name
 
 SECTIONS = {  # section -> the keys it may hold
     "data": {"source": str, "num_titles": int, "val_frac": float, "tokenizer_corpus": str},
@@ -13,7 +15,9 @@ SECTIONS = {  # section -> the keys it may hold
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
+REQUIRED = ("data", "noise")  # sections whose every key a stage reads; model and train default to Mainrun's
 ALT_TOKENIZERS = ("unigram", "bpe_whitelist")
+NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
 
 
 def load_params(path="params.yaml") -> dict:
@@ -38,6 +42,50 @@ def _list_of(path: str, kind: type, value) -> None:
         check_value(f"{path}[{i}]", kind, item)
 
 
+def _distinct(path: str, values: list) -> None:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"{path} lists {v!r} twice; list each once")
+        seen.add(v)
+
+
+def _check_vocab_sizes(params: dict) -> None:
+    _list_of("vocab_sizes", int, params["vocab_sizes"])
+    for v in params["vocab_sizes"]:
+        if v < 1:
+            raise ConfigError(f"vocab_sizes: {v} is not a vocabulary size; use positive sizes, e.g. [8000, 16000, 32000]")
+    _distinct("vocab_sizes", params["vocab_sizes"])
+    if params["vocab_size"] not in params["vocab_sizes"]:
+        raise ConfigError(f"vocab_size {params['vocab_size']} is not in vocab_sizes {params['vocab_sizes']}: "
+                          f"add it to vocab_sizes so the tokenize stage builds it")
+
+
+def _check_names(params: dict) -> None:
+    """Variant names become paths and stage names: plain words only; noise runs must not collide with them."""
+    variants = params["variants"]
+    for name in variants:
+        if not (isinstance(name, str) and NAME.fullmatch(name)):
+            raise ConfigError(f"variant name {name!r} may hold only letters, digits, '_' and '-' "
+                              f"(it names files and DVC stages); rename it, e.g. {_suggest(name)!r}")
+    noise = params["noise"]
+    _list_of("noise.variants", str, noise["variants"])
+    _list_of("noise.seeds", int, noise["seeds"])
+    _distinct("noise.variants", noise["variants"])
+    _distinct("noise.seeds", noise["seeds"])
+    for name in noise["variants"]:
+        if name not in variants:
+            raise ConfigError(f"noise.variants: {name!r} is not a variant; choose from {', '.join(variants)}")
+        for seed in noise["seeds"]:
+            if seed_run_name(name, seed) in variants:
+                raise ConfigError(f"variant name {seed_run_name(name, seed)!r} is also the name of {name!r} at "
+                                  f"noise seed {seed}; rename the variant")
+
+
+def _suggest(name) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_") or "my_variant"
+
+
 def check_params(params: dict) -> None:
     _mapping(None, params, TOP_LEVEL)
     for key, kind in TOP_LEVEL.items():
@@ -47,15 +95,14 @@ def check_params(params: dict) -> None:
     for section, keys in SECTIONS.items():
         for key, value in _mapping(section, params[section], keys).items():
             check_value(f"{section}.{key}", keys[key], value)
-    _list_of("vocab_sizes", int, params["vocab_sizes"])
-    _list_of("noise.variants", str, params["noise"]["variants"])
-    _list_of("noise.seeds", int, params["noise"]["seeds"])
-    if params["data"].get("tokenizer_corpus", "train+val") not in ("train+val", "train"):
+        for key in keys if section in REQUIRED else ():
+            if key not in params[section]:
+                raise ConfigError(f"params.yaml: missing key '{section}.{key}' (see the committed params.yaml)")
+    _check_vocab_sizes(params)
+    _check_names(params)
+    if params["data"]["tokenizer_corpus"] not in ("train+val", "train"):
         raise ConfigError(f"data.tokenizer_corpus must be 'train+val' (Mainrun) or 'train', "
                           f"got {params['data']['tokenizer_corpus']!r}")
-    if params["vocab_size"] not in params["vocab_sizes"]:
-        raise ConfigError(f"vocab_size {params['vocab_size']} is not in vocab_sizes {params['vocab_sizes']}: "
-                          f"add it to vocab_sizes so the tokenize stage builds it")
     used_studies = set()
     for name, delta in params["variants"].items():
         for key, value in _mapping(f"variants.{name}", delta or {}, DELTA_KEYS | {"from", "study"}).items():
