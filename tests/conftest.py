@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from mainrun.config import GPTConfig, RunConfig, TrainConfig
@@ -11,6 +12,18 @@ from mainrun.tokenizer import build
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker (and the stages it starts) gets its share of the cores: OpenMP threads beyond
+    the cores spin against each other and made the suite three times slower."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        from mainrun.slots import cpu_cores
+
+        threads = max(1, cpu_cores() // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

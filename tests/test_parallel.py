@@ -77,8 +77,6 @@ def test_two_at_once_equals_sequential_and_a_killed_run_resumes(tmp_path, monkey
     assert outputs(par) == outputs(seq)
     assert "Data and pipelines are up to date" in sh(par, "dvc", "repro")
 
-
-
     # a run that fails fails the command, named, and leaves the others cached
     params = yaml.safe_load((par / "params.yaml").read_text())
     params["variants"]["adamw_rmsnorm"]["lr"] = 1.0e30  # diverges at once

@@ -49,6 +49,7 @@ def repo(tmp_path_factory):
     params["variants"]["baseline"] = {"vocab_size": 300, "block_size": 16}
     params["variants"]["r3_block256"] = {"block_size": 32}
     params["variants"]["vocab_8k"]["vocab_size"] = 200
+    params["variants"]["fail_bigger"].update(n_layer=2, d_model=24, n_head=3)  # bigger than tiny, not Mainrun-big
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo, "git", "init", "-q")
     sh(repo, "git", "add", "-A")

@@ -137,4 +137,7 @@ def test_cpu_slots_split_the_cores(monkeypatch, tmp_path):
     monkeypatch.setenv(slots.RUNS_PER_DEVICE, "4")
     assert slots.claim("cpu", 1).threads == 2
     monkeypatch.delenv(slots.RUNS_PER_DEVICE)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert slots.claim("cpu", 1) == slots.Slot(0, 8, "unslotted")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own limit holds
+    assert slots.claim("cpu", 1) == slots.Slot(0, 3, "unslotted")
