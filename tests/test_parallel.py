@@ -1,7 +1,6 @@
 """`python -m mainrun.parallel -j 2` against plain `dvc repro`, in two temporary copies of the repo (tiny profile)."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,8 +9,7 @@ import time
 import pytest
 import yaml
 
-from test_pipeline import TINY, sh
-from conftest import ROOT
+from tiny_repo import make_tiny_repo, sh
 
 pytestmark = pytest.mark.slow
 VARIANTS = {"baseline": {"vocab_size": 300, "block_size": 16}, "r1_adamw": {"optimizer": "adamw", "lr": 3.0e-3},
@@ -19,24 +17,12 @@ VARIANTS = {"baseline": {"vocab_size": 300, "block_size": 16}, "r1_adamw": {"opt
 
 
 def tiny_repo(path):
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (path / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, path / f)
-    params = yaml.safe_load((path / "params.yaml").read_text())
-    for key, value in TINY.items():
-        section, _, leaf = key.rpartition(".")
-        (params[section] if section else params)[leaf] = value
-    params["train"]["epochs"] = 2
-    params["variants"] = VARIANTS
-    params["noise"]["variants"] = ["r1_adamw"]
-    params["studies"] = {"failed_attempts": False}  # the alt tokenizers' switch
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(path, "git", "init", "-q")
-    sh(path, "git", "add", "-A")
-    sh(path, "git", "commit", "-qm", "tiny")
-    return path
+    def three_variants(params):
+        params["train"]["epochs"] = 2
+        params["variants"] = VARIANTS
+        params["noise"]["variants"] = ["r1_adamw"]
+        params["studies"] = {"failed_attempts": False}  # the alt tokenizers' switch
+    return make_tiny_repo(path, three_variants)
 
 
 def outputs(repo) -> dict:

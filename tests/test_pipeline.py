@@ -1,60 +1,34 @@
 """End to end: the real dvc.yaml in a temporary git+DVC copy of the repo, on a tiny synthetic profile."""
 import json
-import os
 import re
 import shutil
-import subprocess
 
 import pytest
-import yaml
 
-from conftest import ROOT
+from tiny_repo import make_tiny_repo, sh
 
 pytestmark = pytest.mark.slow
 
-TINY = {"data.source": "synthetic", "data.num_titles": 600, "vocab_sizes": [200, 300, 400], "vocab_size": 400,
-        "model.n_layer": 1, "model.n_head": 2, "model.d_model": 16,
-        "train.epochs": 1, "train.batch_size": 4, "train.evals_per_epoch": 2}
 HEADLINE = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
             "r4_4_parallel"]
 DEFAULT = HEADLINE + ["adamw_rmsnorm", "adamw_rope", "adamw_swiglu", "adamw_parallel",
                       "sgd_rmsnorm", "sgd_rope", "sgd_swiglu", "sgd_parallel"]
 
 
-def sh(repo, *cmd, check=True):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    p = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
-    if check and p.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p.stdout + p.stderr
-
-
 def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for key, value in TINY.items():
-        section, _, leaf = key.rpartition(".")
-        (params[section] if section else params)[leaf] = value
+def shrink(params):
     params["variants"]["baseline"] = {"vocab_size": 300, "block_size": 16}
     params["variants"]["r3_block256"] = {"block_size": 32}
     params["variants"]["vocab_8k"]["vocab_size"] = 200
     params["variants"]["fail_bigger"].update(n_layer=2, d_model=24, n_head=3)  # bigger than tiny, not Mainrun-big
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(repo, "git", "init", "-q")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "tiny profile")
-    return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_tiny_repo(tmp_path_factory.mktemp("repo"), shrink)
 
 
 def test_download_and_tokenize_then_nothing(repo):
