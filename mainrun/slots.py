@@ -31,7 +31,8 @@ def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
     """Take a free slot for a run on `kind` ('cuda' or 'cpu') with n_devices of it visible; wait while all are busy."""
     per_device = int(os.environ.get(RUNS_PER_DEVICE, "0") or 0)
     if per_device < 1:  # plain `dvc repro`: one run at a time, the whole machine (or OMP_NUM_THREADS of it)
-        return Slot(0, int(os.environ.get("OMP_NUM_THREADS") or cpu_cores()), "unslotted")
+        omp = os.environ.get("OMP_NUM_THREADS", "")  # the user's own limit, when it is a thread count
+        return Slot(0, int(omp) if omp.isdigit() and int(omp) > 0 else cpu_cores(), "unslotted")
     slots = n_devices * per_device
     folder = Path(os.environ.get(SLOT_DIR) or Path(tempfile.gettempdir()) / "mainrun-slots")
     folder.mkdir(parents=True, exist_ok=True)

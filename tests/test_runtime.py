@@ -141,3 +141,5 @@ def test_cpu_slots_split_the_cores(monkeypatch, tmp_path):
     assert slots.claim("cpu", 1) == slots.Slot(0, 8, "unslotted")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own limit holds
     assert slots.claim("cpu", 1) == slots.Slot(0, 3, "unslotted")
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")  # not a count: torch ignores it, and so do we
+    assert slots.claim("cpu", 1) == slots.Slot(0, 8, "unslotted")
