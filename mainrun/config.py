@@ -79,6 +79,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
+        check_seed("seed", self.seed)
 
     def resolved(self, cuda_available: bool) -> "TrainConfig":
         """Every `auto` made concrete: the CPU stays fp32 and bit-exact, CUDA gets bf16, TF32 and fused AdamW."""
@@ -121,6 +122,11 @@ def _describe(kind) -> str:
     if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
         return " or ".join(_describe(k) for k in get_args(kind))
     return f"of type {kind.__name__}"
+
+
+def check_seed(path: str, seed: int) -> None:
+    if not 0 <= seed < 2**32:  # what numpy, and so the datasets shuffle, accepts
+        raise ConfigError(f"{path} must be between 0 and 2**32 - 1, got {seed}")
 
 
 def check_value(path: str, kind, value) -> None:

@@ -24,6 +24,9 @@ def run_settings(params: dict) -> dict[str, dict]:
         if name not in variants:
             raise ConfigError(f"noise.variants: '{name}' is not a variant; choose from {', '.join(variants)}")
         for seed in params["noise"]["seeds"]:
+            if seed == variants[name]["seed"]:  # the same run again: its spread of 0 would pass for no noise
+                raise ConfigError(f"noise.seeds: {seed} is the seed {name!r} already trains with, so its repeat would "
+                                  f"measure no noise; list other seeds, e.g. [{seed + 1}, {seed + 2}]")
             runs[seed_run_name(name, seed)] = {**variants[name], "seed": seed}
     return runs
 

@@ -3,7 +3,8 @@ import re
 
 import yaml
 
-from .config import DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_value, seed_run_name
+from .config import (DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_seed, check_value,
+                     seed_run_name)
 
 SECTIONS = {  # section -> the keys it may hold
     "data": {"source": str, "num_titles": int, "val_frac": float, "tokenizer_corpus": str},
@@ -73,6 +74,8 @@ def _check_names(params: dict) -> None:
     _list_of("noise.seeds", int, noise["seeds"])
     _distinct("noise.variants", noise["variants"])
     _distinct("noise.seeds", noise["seeds"])
+    for i, seed in enumerate(noise["seeds"]):
+        check_seed(f"noise.seeds[{i}]", seed)
     for name in noise["variants"]:
         if name not in variants:
             raise ConfigError(f"noise.variants: {name!r} is not a variant; choose from {', '.join(variants)}")
@@ -98,6 +101,7 @@ def check_params(params: dict) -> None:
         for key in keys if section in REQUIRED else ():
             if key not in params[section]:
                 raise ConfigError(f"params.yaml: missing key '{section}.{key}' (see the committed params.yaml)")
+    check_seed("seed", params["seed"])
     _check_vocab_sizes(params)
     _check_names(params)
     if params["data"]["tokenizer_corpus"] not in ("train+val", "train"):

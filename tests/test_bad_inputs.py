@@ -34,6 +34,8 @@ from mainrun.params import check_params
     (lambda p: p.update(vocab_sizes=[-8000, 32000]), "vocab_sizes: -8000 is not a vocabulary size"),
     (lambda p: p["data"].pop("source"), "missing key 'data.source'"),
     (lambda p: p["noise"].pop("seeds"), "missing key 'noise.seeds'"),
+    (lambda p: p.update(seed=-1), r"seed must be between 0 and 2\*\*32 - 1, got -1"),
+    (lambda p: p["noise"].update(seeds=[1338, 2**32]), r"noise.seeds\[1\] must be between 0 and 2\*\*32 - 1"),
 ])
 def test_bad_params_fail_with_one_line(params, mutate, message):
     mutate(params)

@@ -75,6 +75,11 @@ def test_seed_runs_are_configured(params, tmp_path):
     (lambda p: p.update(studies={"vocab_sweep": True, "failed_attempts": False}, vocab_sizes=[16000, 32000]), {},
      "vocab_size 8000, which is not in vocab_sizes"),
     (lambda p: p["noise"].update(variants=["r9"], seeds=[1]), {}, "noise.variants: 'r9' is not a variant"),
+    (lambda p: p["noise"].update(seeds=[1338, 1337]), {}, r"noise.seeds: 1337 is the seed 'r1_adamw' already trains "
+     r"with, so its repeat would measure no noise; list other seeds, e.g. \[1338, 1339\]"),
+    (lambda p: (p["noise"].update(seeds=[7]), p["variants"]["r4_4_parallel"].update(seed=7)), {},
+     "noise.seeds: 7 is the seed 'r4_4_parallel' already trains with"),
+    (lambda p: p["variants"]["r1_adamw"].update(seed=-3), {}, r"seed must be between 0 and 2\*\*32 - 1, got -3"),
 ])
 def test_configure_errors_name_the_fix(params, tmp_path, mutate, tok, message):
     mutate(params)
