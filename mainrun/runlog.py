@@ -1,7 +1,9 @@
 """What every run records beside its outputs: code version, library versions, hardware."""
 import json
+import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
@@ -19,6 +21,15 @@ def git_revision() -> str:
                               timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def seconds_since_process_start() -> float | None:
+    """Wall time since this process started (Linux; None elsewhere): its start-up, imports included."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # starttime
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def run_info(device) -> dict:

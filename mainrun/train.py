@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .config import ExecConfig, MainrunError, RunConfig, TrainConfig
 from .evaluate import legacy_val_loss
 from .model import GPT
-from .runlog import run_info, write_json
+from .runlog import run_info, seconds_since_process_start, write_json
 from .runtime import autocast_for, claim_device, ids_tensor, set_precision
 from .tokenized import load_meta
 
@@ -110,12 +110,20 @@ def _set_rng_state(s, device):
         torch.cuda.set_rng_state(s["cuda"])
 
 
+def timing(startup, setup, first_step, save) -> dict:
+    """Where this process's wall time went besides the steps and evaluations (seconds; None: not measured, e.g. the
+    first step of a resumed run)."""
+    return {k: None if v is None else round(v, 2)
+            for k, v in {"startup": startup, "setup": setup, "first_step": first_step, "save": save}.items()}
+
+
 def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = ExecConfig(),
           progress: bool | None = None) -> dict:
     """Train one variant; write model.safetensors, config.json and run.json to out_dir, curves to live_dir.
     progress: the tqdm bar (None: only on a terminal)."""
     from dvclive import Live
 
+    startup_seconds, setup_start = seconds_since_process_start(), time.time()
     device, slot = claim_device(cfg.train.device)
     cfg = replace(cfg, train=cfg.train.resolved(device.type == "cuda"))
     tc = cfg.train
@@ -203,6 +211,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
     # phase: "forward" changes nothing yet; "update" is changing weights; "done": the step is committed
     last_save, last_eval, phase, rng_before = time.time(), step, "done", None
     model.train()
+    setup_seconds, first_step_seconds = time.time() - setup_start, None
     restart_clock()
     try:
         while step < max_steps:
@@ -214,6 +223,8 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
             bar.update(1)
             if is_eval_step(step):
                 flush()
+                if step == 1:  # compile and device warm-up land here
+                    first_step_seconds = train_seconds
                 val, last_eval = evaluate_and_log(), step
                 if step < max_steps:
                     save_checkpoint()
@@ -239,6 +250,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
         signal.signal(signal.SIGTERM, previous_handler)
     live.end()
 
+    save_start = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, str(out / "model.safetensors"))
@@ -247,6 +259,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                "steps": max_steps, "batches_per_epoch": batches, "train_tokens_per_epoch": len(train_ids),
                "final_val_loss": val, "train_seconds": round(train_seconds, 2),
                "eval_seconds": round(eval_seconds, 2),
+               "timing": timing(startup_seconds, setup_seconds, first_step_seconds, time.time() - save_start),
                "tokens_per_second": round(max_steps * tokens_per_step / train_seconds, 1),
                "execution": {**asdict(execution), "slot": slot.name, "threads": slot.threads},
                **run_info(device)}

@@ -1,3 +1,4 @@
+import json
 import math
 from dataclasses import replace
 
@@ -41,6 +42,10 @@ def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
     assert len(_curve(tmp_path / "live", "train_loss")) == s["steps"]
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"model.safetensors", "config.json", "run.json"}
     assert not (tmp_path / "ckpt").exists()  # removed once the run is complete
+    t = s["timing"]  # where the wall time went besides steps and evaluations
+    assert t["startup"] > 0 and t["setup"] >= 0 and t["save"] >= 0
+    assert 0 < t["first_step"] <= s["train_seconds"]
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["timing"] == t
 
 
 def test_same_seed_same_val_loss_to_the_last_digit(tiny_run, tmp_path):
@@ -93,6 +98,7 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_run, uninterrupted, tmp
     assert state["step"] == expected and state["pending_eval"] == (where == "evaluation")
     resumed = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
     assert resumed["final_val_loss"] == full["final_val_loss"]
+    assert resumed["timing"]["first_step"] is None  # step 1 ran in the interrupted process
     for curve in ("train_loss", "val_loss", "epoch", "tokens_per_s"):
         assert _curve(tmp_path / "live", curve)["step"].tolist() == _curve(full_live, curve)["step"].tolist()
 

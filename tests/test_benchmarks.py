@@ -1,0 +1,29 @@
+"""The benchmark scripts' own arithmetic (their figures are measured, never asserted)."""
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_where_time_goes_splits_each_run(tmp_path):
+    def run(name, timing, train_s, eval_s):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "run.json").write_text(json.dumps(
+            {"timing": timing, "train_seconds": train_s, "eval_seconds": eval_s, "device": "cuda",
+             "execution": {"slot": "cuda-0", "threads": 4}}))
+    run("a", {"startup": 3.0, "setup": 1.0, "first_step": 20.0, "save": 0.5}, 50.0, 5.0)
+    run("b", {"startup": 3.0, "setup": 1.0, "first_step": None, "save": 0.5}, 10.0, 1.0)  # a resumed run
+    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "where_time_goes.py", tmp_path, "--wall", "100"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:4]}
+    assert rows["a"][:7] == ["3.00", "1.00", "20.00", "30.00", "5.00", "0.50", "59.50"]
+    assert rows["b"][:7] == ["3.00", "1.00", "-", "10.00", "1.00", "0.50", "15.50"]
+    assert rows["all"][1:8] == ["6.00", "2.00", "20.00", "40.00", "6.00", "1.00", "75.00"]
+    assert "75.0 s in train processes, 25.0 s (25%) outside them" in out
+
+
+def test_where_time_goes_needs_a_finished_dag(tmp_path):
+    p = subprocess.run([sys.executable, ROOT / "benchmarks" / "where_time_goes.py", tmp_path],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and p.stderr.strip() == f"error: no models/*/run.json under {tmp_path}: run the DAG first"
