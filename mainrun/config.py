@@ -14,6 +14,10 @@ class MainrunError(Exception):
     """A known failure whose message names the fix; stage scripts print it as one line."""
 
 
+class Interrupted(MainrunError):
+    """A stop (Ctrl-C, SIGTERM) ended a run between two steps, after saving its checkpoint."""
+
+
 class ConfigError(MainrunError, ValueError):
     """Bad params: the message names the key and the fix."""
 
