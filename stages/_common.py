@@ -1,4 +1,5 @@
 """Shared by the stage scripts (run as `python -m stages.NAME`): known errors become one clear line."""
+import gc
 import sys
 
 from mainrun.config import Interrupted, MainrunError
@@ -15,7 +16,8 @@ def run_stage(main):
         line, code = str(e), 130
     except MainrunError as e:
         line, code = f"error: {e}", 1
-    except KeyboardInterrupt:  # Ctrl-C outside a training loop: nothing to save
-        line, code = "interrupted", 130
+    except KeyboardInterrupt:  # Ctrl-C before a training loop started (or in another stage): nothing saved
+        line, code = "interrupted; run dvc repro again", 130
+    gc.collect()  # free what the exception held (dvclive's git objects) now, not at interpreter shutdown
     print(line, file=sys.stderr, flush=True)
     sys.exit(code)

@@ -2,7 +2,9 @@ import hashlib
 import json
 import math
 import os
+import re
 import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -186,3 +188,39 @@ def test_each_variant_kind_trains(tiny_run, tmp_path, delta):
     cfg = replace(tiny_run, model=replace(tiny_run.model, **model_delta), train=replace(tiny_run.train, **delta))
     s = train(cfg, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
     assert math.isfinite(s["final_val_loss"]) and s["parameters"] > 0
+
+
+def test_ctrl_c_in_the_train_stage_prints_one_line_and_resumes_exactly(tiny_run, tmp_path):
+    """A real Ctrl-C (SIGINT to the process group) in `python -m stages.train`, run where dvclive finds a git+DVC
+    repo with packed objects (as in a clone): one line on stderr, no traceback, no teardown noise; then it resumes."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from mainrun.runlog import write_json
+
+    run = replace(tiny_run, train=replace(tiny_run.train, epochs=3))
+    full = train(run, tmp_path / "full", tmp_path / "full_live", tmp_path / "full_ckpt", progress=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT), "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "commit", "-qm", "init"], ["git", "gc", "-q"]):
+        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+    write_json(repo / "run.json", {**run.to_dict(), "enabled": True, "study": None})
+    (repo / "params.yaml").write_text("train: {}\n")
+    stage = [sys.executable, "-m", "stages.train", "--config", "run.json", "--out", "out", "--live", "live",
+             "--ckpt", "ckpt"]
+    p = subprocess.Popen(stage, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    while not (repo / "ckpt" / "ckpt.pt").exists() and p.poll() is None:  # saved after step 1's evaluation
+        time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err
+    assert re.fullmatch(r"\[tiny\] interrupted: checkpoint saved at step (\d+); run dvc repro again to resume\n", err)
+    stopped_at = int(re.search(r"step (\d+)", err).group(1))
+    assert 1 <= stopped_at < full["steps"]
+    done = subprocess.run(stage, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"resuming from step {stopped_at}/" in done.stdout, done.stderr
+    assert sha256(repo / "out" / "model.safetensors") == sha256(tmp_path / "full" / "model.safetensors")
