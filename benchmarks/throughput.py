@@ -33,22 +33,19 @@ def measure(name: str, steps: int, device_name: str, compile_model: bool, bf16: 
 
     from mainrun.config import GPTConfig, TrainConfig
     from mainrun.model import GPT
-    from mainrun.runtime import autocast_for, pick_device, set_precision
+    from mainrun.runtime import setup
     from mainrun.train import get_batch, make_optimizer, make_scheduler, train_step
 
     model_kw, train_kw = MODELS[name]
     bf16_setting = {"auto": "auto", "on": True, "off": False}[bf16]
     cfg = GPTConfig(**model_kw)
-    device = pick_device(device_name)
-    tc = TrainConfig(**train_kw, device=device.type, compile=compile_model, bf16=bf16_setting).resolved(
-        device.type == "cuda")
+    tc = TrainConfig(**train_kw, device=device_name, compile=compile_model, bf16=bf16_setting)
+    device, tc, autocast, _ = setup(tc)
     torch.manual_seed(0)
     model = GPT(cfg).to(device)
-    set_precision(device, tc)
     opt = make_optimizer(model, tc)
     sched = make_scheduler(opt, tc, 10 * steps, steps)
     fwd = torch.compile(model) if tc.compile else model
-    autocast = autocast_for(device, tc.bf16)
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     tokens_per_step = cfg.block_size * tc.batch_size

@@ -10,8 +10,26 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal, Union, get_args, get_origin
 
 
+# The one home of each list of choices; params.py, tokenizer.py, configure.py and the stages derive theirs from these.
+TokenizerKind = Literal["bpe", "unigram", "bpe_whitelist"]
+TOKENIZER_KINDS = get_args(TokenizerKind)
+ALT_TOKENIZERS = tuple(k for k in TOKENIZER_KINDS if k != "bpe")  # built at vocab_size only, when their study is on
+TokenizerCorpus = Literal["train+val", "train"]  # train+val is Mainrun's; train keeps the validation titles unseen
+TOKENIZER_CORPORA = get_args(TokenizerCorpus)
+EXECUTION = {"execution": True}  # field metadata: how precisely and where a run computes, not what it is
+
+
+def tokenized_name(kind: str, vocab_size) -> str:
+    """The folder of one tokenizer under data/tokenized (dvc.yaml's tokenize outs, checked by tests/test_dvc_yaml.py)."""
+    return f"{kind}-{vocab_size}"
+
+
 class MainrunError(Exception):
     """A known failure whose message names the fix; stage scripts print it as one line."""
+
+
+class Interrupted(MainrunError):
+    """A stop (Ctrl-C, SIGTERM) ended a run between two steps, after saving its checkpoint."""
 
 
 class ConfigError(MainrunError, ValueError):
@@ -20,7 +38,7 @@ class ConfigError(MainrunError, ValueError):
 
 @dataclass(frozen=True)
 class GPTConfig:
-    vocab_size: int = 16000  # filled from the trained tokenizer, as Mainrun does
+    vocab_size: int = 16000  # the model's real vocabulary: the size the trained tokenizer reached, as in Mainrun
     block_size: int = 128
     n_layer: int = 6
     n_head: int = 8
@@ -50,8 +68,9 @@ class GPTConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    tokenizer: Literal["bpe", "unigram", "bpe_whitelist"] = "bpe"
-    vocab_size: int = 16000  # the tokenizer asked for; the model gets the size it actually reached
+    tokenizer: TokenizerKind = "bpe"
+    # the size asked of the tokenizer (params.yaml's `vocab_size`); the model gets the size it reached
+    vocab_size_requested: int = field(default=16000, metadata={"param": "vocab_size"})
     batch_size: int = 64
     epochs: int = 7
     evals_per_epoch: int = 3
@@ -63,11 +82,12 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 1337
     # How the numbers are computed: part of a run's identity. `auto` resolves per device (see resolved()).
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
-    bf16: bool | Literal["auto"] = "auto"  # bf16 autocast (cross-entropy stays fp32); auto: on CUDA only
-    tf32: bool | Literal["auto"] = "auto"  # TF32 matmuls, CUDA only; auto: on CUDA
-    fused_adamw: bool | Literal["auto"] = "auto"  # the fused AdamW kernel; auto: on CUDA only
-    compile: bool = False  # torch.compile
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=EXECUTION)  # auto: CUDA when present
+    # bf16 autocast (cross-entropy stays fp32); auto: on CUDA only
+    bf16: bool | Literal["auto"] = field(default="auto", metadata=EXECUTION)
+    tf32: bool | Literal["auto"] = field(default="auto", metadata=EXECUTION)  # TF32 matmuls, CUDA only; auto: on CUDA
+    fused_adamw: bool | Literal["auto"] = field(default="auto", metadata=EXECUTION)  # fused AdamW; auto: CUDA only
+    compile: bool = field(default=False, metadata=EXECUTION)  # torch.compile
 
     def __post_init__(self):
         _check_types(self)
@@ -84,7 +104,7 @@ class TrainConfig:
     def resolved(self, cuda_available: bool) -> "TrainConfig":
         """Every `auto` made concrete: the CPU stays fp32 and bit-exact, CUDA gets bf16, TF32 and fused AdamW."""
         device = ("cuda" if cuda_available else "cpu") if self.device == "auto" else self.device
-        auto = {k: device == "cuda" for k in ("bf16", "tf32", "fused_adamw") if getattr(self, k) == "auto"}
+        auto = {k: device == "cuda" for k in EXECUTION_KEYS if getattr(self, k) == "auto" and k != "device"}
         return replace(self, device=device, **auto)
 
 
@@ -103,7 +123,7 @@ class ExecConfig:
 
 def exec_config(train_section: dict) -> ExecConfig:
     """The execution settings among params.yaml's train section."""
-    return ExecConfig(**{k: v for k, v in train_section.items() if k in EXEC_KEYS})
+    return ExecConfig(**{k: v for k, v in train_section.items() if k in EXEC_CONFIG_KEYS})
 
 
 def _matches(kind, value) -> bool:
@@ -129,6 +149,12 @@ def check_seed(path: str, seed: int) -> None:
         raise ConfigError(f"{path} must be between 0 and 2**32 - 1, got {seed}")
 
 
+def check_tokenizer_corpus(corpus) -> None:
+    if corpus not in TOKENIZER_CORPORA:
+        raise ConfigError(f"data.tokenizer_corpus must be {' or '.join(map(repr, TOKENIZER_CORPORA))} "
+                          f"('train+val' is Mainrun's), got {corpus!r}")
+
+
 def check_value(path: str, kind, value) -> None:
     """value must be of type kind (an int may stand for a float, a bool never for a number), or one of a Literal's."""
     if _matches(kind, value):
@@ -146,18 +172,23 @@ def _check_types(cfg):
         check_value(f.name, f.type, getattr(cfg, f.name))
 
 
-MODEL_KEYS = {f.name for f in fields(GPTConfig)} - {"vocab_size"}
-TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+# params.yaml's keys for the config fields (a field's `param` metadata, else its name). Variant deltas use these.
+TRAIN_PARAMS = {f.metadata.get("param", f.name): f.name for f in fields(TrainConfig)}  # params.yaml key -> field
+MODEL_KEYS = {f.name for f in fields(GPTConfig)} - {"vocab_size"}  # the model's vocab_size comes from its tokenizer
+TRAIN_KEYS = set(TRAIN_PARAMS)
 DELTA_KEYS = MODEL_KEYS | TRAIN_KEYS
-EXEC_KEYS = {f.name for f in fields(ExecConfig)}
-FIELD_TYPES = {f.name: f.type for f in (*fields(GPTConfig), *fields(TrainConfig), *fields(ExecConfig))}
+EXEC_CONFIG_KEYS = {f.name for f in fields(ExecConfig)}  # how a run executes (params.yaml's train section)
+EXECUTION_KEYS = frozenset(f.name for f in fields(TrainConfig) if f.metadata.get("execution"))  # where, how precisely
+FIELD_TYPES = {**{f.name: f.type for f in (*fields(GPTConfig), *fields(ExecConfig))},
+               **{key: TrainConfig.__dataclass_fields__[name].type for key, name in TRAIN_PARAMS.items()}}
+
 
 def base_delta(params: dict) -> dict:
     """The root of every chain: Mainrun's defaults with the project-wide sizes from params.yaml."""
-    defaults = {**asdict(GPTConfig()), **asdict(TrainConfig())}
-    defaults.pop("vocab_size")  # GPTConfig's is filled from the tokenizer; TrainConfig's is the one asked for
-    train = {k: v for k, v in params["train"].items() if k not in EXEC_KEYS}
-    return {**defaults, "vocab_size": TrainConfig.vocab_size, **params["model"], **train, "seed": params["seed"]}
+    model = {k: v for k, v in asdict(GPTConfig()).items() if k in MODEL_KEYS}
+    train = {key: getattr(TrainConfig(), name) for key, name in TRAIN_PARAMS.items()}
+    shared = {k: v for k, v in params["train"].items() if k not in EXEC_CONFIG_KEYS}
+    return {**model, **train, **params["model"], **shared, "seed": params["seed"]}
 
 
 def resolve_variants(params: dict) -> dict[str, dict]:
@@ -206,7 +237,7 @@ def is_enabled(settings: dict, params: dict) -> bool:
 def split_settings(settings: dict) -> tuple[GPTConfig, TrainConfig]:
     """Flat variant settings -> (GPTConfig without its final vocab size, TrainConfig)."""
     model = {k: v for k, v in settings.items() if k in MODEL_KEYS}
-    train = {k: v for k, v in settings.items() if k in TRAIN_KEYS}
+    train = {TRAIN_PARAMS[k]: v for k, v in settings.items() if k in TRAIN_KEYS}
     return GPTConfig(**model), TrainConfig(**train)
 
 

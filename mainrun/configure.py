@@ -7,22 +7,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import (ConfigError, RunConfig, is_enabled, resolve_variants, seed_run_name, split_settings,
-                     variant_parents)
+                     tokenized_name, variant_parents)
 from .runlog import write_json
 from .tokenized import load_meta
 
 
 def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
-    return Path(root) / f"{kind}-{vocab_size}"
+    return Path(root) / tokenized_name(kind, vocab_size)
 
 
 def run_settings(params: dict) -> dict[str, dict]:
-    """Every run's flat settings: the variants, then each noise variant at each extra seed."""
+    """Every run's flat settings: the variants, then each noise variant (check_params made sure it exists) at each
+    extra seed."""
     variants = resolve_variants(params)
     runs = dict(variants)
     for name in params["noise"]["variants"]:
-        if name not in variants:
-            raise ConfigError(f"noise.variants: '{name}' is not a variant; choose from {', '.join(variants)}")
         for seed in params["noise"]["seeds"]:
             if seed == variants[name]["seed"]:  # the same run again: its spread of 0 would pass for no noise
                 raise ConfigError(f"noise.seeds: {seed} is the seed {name!r} already trains with, so its repeat would "
@@ -36,19 +35,20 @@ def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: b
     per-device `auto`s become, which are part of the run's identity)."""
     model, train = split_settings(settings)
     train = train.resolved(cuda)
-    if train.tokenizer == "bpe" and train.vocab_size not in params["vocab_sizes"]:
-        raise ConfigError(f"variant '{name}' uses vocab_size {train.vocab_size}, which is not in vocab_sizes "
+    vocab = train.vocab_size_requested
+    if train.tokenizer == "bpe" and vocab not in params["vocab_sizes"]:
+        raise ConfigError(f"variant '{name}' uses vocab_size {vocab}, which is not in vocab_sizes "
                           f"{params['vocab_sizes']}: add it to vocab_sizes so the tokenize stage builds it")
-    if train.tokenizer != "bpe" and train.vocab_size != params["vocab_size"]:
+    if train.tokenizer != "bpe" and vocab != params["vocab_size"]:
         raise ConfigError(f"variant '{name}': the {train.tokenizer} tokenizer is built at vocab_size "
-                          f"{params['vocab_size']} only, not {train.vocab_size}")
-    tokdir = tokenized_dir(tokenized_root, train.tokenizer, train.vocab_size)
+                          f"{params['vocab_size']} only, not {vocab}")
+    tokdir = tokenized_dir(tokenized_root, train.tokenizer, vocab)
     if (tokdir / "skipped.json").exists():
         study = params["alt_tokenizers"][train.tokenizer]["study"]
         raise ConfigError(f"variant '{name}' needs the {train.tokenizer} tokenizer, which is built only when "
                           f"studies.{study} is true: switch it on or give '{name}' that study")
     if not (tokdir / "meta.json").exists():
-        raise ConfigError(f"variant '{name}' needs the {train.tokenizer} tokenizer at vocab {train.vocab_size}, "
+        raise ConfigError(f"variant '{name}' needs the {train.tokenizer} tokenizer at vocab {vocab}, "
                           f"which was not built ({tokdir}); run `dvc repro` so the tokenize stages build it")
     meta = load_meta(tokdir)
     model = replace(model, vocab_size=meta["vocab_size"])
@@ -76,28 +76,29 @@ def cuda_visible() -> bool:
 
 
 def configure(params: dict, tokenized_root, out_dir, cuda: bool | None = None) -> dict[str, bool]:
-    """Write out_dir/<run>.json for every run; returns {run: enabled}. cuda: None detects it."""
+    """Write out_dir/<run>.json for every run of params (checked by mainrun.params.check_params); returns
+    {run: enabled}. cuda: None detects it."""
     cuda = cuda_visible() if cuda is None else cuda
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    enabled = {}
-    for name, settings in run_settings(params).items():
+    enabled, runs = {}, run_settings(params)
+    for name, settings in runs.items():
         enabled[name] = is_enabled(settings, params)
         if enabled[name]:
             cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
             write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
         else:  # an opt-in study that is off: its stages write a marker and return at once
             write_json(out / f"{name}.json", {"name": name, "enabled": False, "study": settings["study"]})
-    write_json(out / "runs.json", {"runs": run_index(params)})
+    write_json(out / "runs.json", {"runs": run_index(params, runs)})
     return enabled
 
 
-def run_index(params: dict) -> list[dict]:
+def run_index(params: dict, settings: dict[str, dict] | None = None) -> list[dict]:
     """For the report, each run in order: its parent, its chain (a `from:` starts one), its study, whether it
-    runs, and for a seed run the variant it repeats."""
+    runs, and for a seed run the variant it repeats. settings: run_settings(params), when already computed."""
     if "runs" in params["variants"]:
         raise ConfigError("a variant may not be called 'runs': configs/runs.json lists every run")
-    settings, parents = run_settings(params), variant_parents(params)
+    settings, parents = settings or run_settings(params), variant_parents(params)
     index, group = [], -1
     for name, parent in parents.items():
         group += not index or "from" in (params["variants"][name] or {})

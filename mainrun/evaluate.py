@@ -78,16 +78,13 @@ def evaluate_run(cfg, model_dir) -> dict:
 
     from .model import GPT
     from .runlog import read_json
-    from .runtime import autocast_for, claim_device, ids_tensor, set_precision
+    from .runtime import ids_tensor, setup
     from .tokenized import load_meta
 
-    device, _ = claim_device(cfg.train.device)
-    tc = cfg.train.resolved(device.type == "cuda")
-    set_precision(device, tc)
+    device, _, autocast, _ = setup(cfg.train)
     model = GPT(cfg.model)
     load_model(model, str(Path(model_dir) / "model.safetensors"))
     model.to(device)
-    autocast = autocast_for(device, tc.bf16)
     meta = load_meta(cfg.data["dir"])
     val_ids = ids_tensor(cfg.data["dir"], "val", device)
     T, B = cfg.model.block_size, cfg.train.batch_size

@@ -3,21 +3,19 @@ import re
 
 import yaml
 
-from .config import (DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_seed, check_value,
-                     seed_run_name)
+from .config import (ALT_TOKENIZERS, DELTA_KEYS, EXEC_CONFIG_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError,
+                     check_seed, check_tokenizer_corpus, check_value, seed_run_name)
 
 SECTIONS = {  # section -> the keys it may hold
     "data": {"source": str, "num_titles": int, "val_frac": float, "tokenizer_corpus": str},
     "model": {k: FIELD_TYPES[k] for k in ("n_layer", "n_head", "d_model", "dropout")},
-    "train": {k: FIELD_TYPES[k] for k in sorted(EXEC_KEYS | TRAIN_KEYS - {"tokenizer", "vocab_size", "optimizer", "lr",
-                                                                          "weight_decay", "schedule", "restart_epochs",
-                                                                          "seed"})},
+    "train": {k: FIELD_TYPES[k] for k in sorted(EXEC_CONFIG_KEYS | TRAIN_KEYS - {
+        "tokenizer", "vocab_size", "optimizer", "lr", "weight_decay", "schedule", "restart_epochs", "seed"})},
     "noise": {"variants": list, "seeds": list},
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
 REQUIRED = ("data", "noise")  # sections whose every key a stage reads; model and train default to Mainrun's
-ALT_TOKENIZERS = ("unigram", "bpe_whitelist")
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
 
 
@@ -104,9 +102,7 @@ def check_params(params: dict) -> None:
     check_seed("seed", params["seed"])
     _check_vocab_sizes(params)
     _check_names(params)
-    if params["data"]["tokenizer_corpus"] not in ("train+val", "train"):
-        raise ConfigError(f"data.tokenizer_corpus must be 'train+val' (Mainrun) or 'train', "
-                          f"got {params['data']['tokenizer_corpus']!r}")
+    check_tokenizer_corpus(params["data"]["tokenizer_corpus"])
     used_studies = set()
     for name, delta in params["variants"].items():
         for key, value in _mapping(f"variants.{name}", delta or {}, DELTA_KEYS | {"from", "study"}).items():

@@ -39,5 +39,14 @@ def autocast_for(device: torch.device, bf16: bool):
     return contextlib.nullcontext
 
 
+def setup(tc: TrainConfig):
+    """Where and how a run computes, in one call: (device, the train config with every `auto` resolved for it,
+    the autocast context factory, the device slot held)."""
+    device, slot = claim_device(tc.device)
+    tc = tc.resolved(device.type == "cuda")
+    set_precision(device, tc)
+    return device, tc, autocast_for(device, tc.bf16), slot
+
+
 def ids_tensor(tokenized_dir, split: str, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(load_ids(tokenized_dir, split).astype("int64")).to(device)

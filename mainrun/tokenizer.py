@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from .config import TOKENIZER_KINDS, check_tokenizer_corpus
 from .data import split_stats
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
@@ -18,12 +19,11 @@ SPECIAL_TOKENS = [PAD, EOS, UNK]
 # the write-up's whitelisted domain tokens; params.yaml alt_tokenizers.bpe_whitelist.extra adds more
 WHITELIST = ["http", "://", ".com", "C++", "API", "GPU", "GPT-4"]
 BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]
-KINDS = ("bpe", "unigram", "bpe_whitelist")
 
 
 def train_tokenizer(titles: list[str], vocab_size: int, kind: str = "bpe", whitelist=()) -> Tokenizer:
-    if kind not in KINDS:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind not in TOKENIZER_KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZER_KINDS)}")
     if kind == "unigram":
         return _train_unigram(titles, vocab_size)
     extra = list(dict.fromkeys([*WHITELIST, *whitelist])) if kind == "bpe_whitelist" else []
@@ -76,8 +76,7 @@ def encode_titles(tk: Tokenizer, titles: list[str]) -> np.ndarray:
 
 def build(train_titles, val_titles, vocab_size: int, out_dir, kind="bpe", corpus="train+val", whitelist=()) -> dict:
     """Train a tokenizer, encode both splits, write tokenizer.json, train.npy, val.npy, meta.json."""
-    if corpus not in ("train+val", "train"):
-        raise ValueError(f"data.tokenizer_corpus must be 'train+val' (Mainrun) or 'train', got {corpus!r}")
+    check_tokenizer_corpus(corpus)
     tk = train_tokenizer(train_titles + (val_titles if corpus == "train+val" else []), vocab_size, kind, whitelist)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

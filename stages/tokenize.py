@@ -3,6 +3,7 @@ import argparse
 from pathlib import Path
 
 from stages._common import run_stage
+from mainrun.config import TOKENIZER_KINDS, tokenized_name
 from mainrun.params import load_params
 from mainrun.data import read_split
 from mainrun.runlog import write_json
@@ -11,7 +12,7 @@ from mainrun.tokenizer import build
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--kind", default="bpe", choices=["bpe", "unigram", "bpe_whitelist"])
+    ap.add_argument("--kind", default="bpe", choices=TOKENIZER_KINDS)
     ap.add_argument("--vocab-size", type=int, required=True)
     ap.add_argument("--raw", required=True, help="directory holding train.json and val.json")
     ap.add_argument("--out", required=True)
@@ -29,7 +30,7 @@ def main():
     meta = build(read_split(raw / "train.json"), read_split(raw / "val.json"), args.vocab_size, args.out,
                  kind=args.kind, corpus=params["data"]["tokenizer_corpus"], whitelist=alt.get("extra", ()))
     write_json(args.metrics, meta)
-    print(f"{args.kind}-{args.vocab_size}: vocab {meta['vocab_size']}, {meta['train']['tokens']} train tokens, "
+    print(f"{tokenized_name(args.kind, args.vocab_size)}: vocab {meta['vocab_size']}, {meta['train']['tokens']} train tokens, "
           f"{meta['train']['characters_per_token']} characters/token")
 
 

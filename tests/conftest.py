@@ -50,6 +50,6 @@ def tiny_run(tiny_tokenized):
 
     meta = load_meta(tiny_tokenized)
     model = GPTConfig(vocab_size=meta["vocab_size"], block_size=16, n_layer=1, n_head=2, d_model=16)
-    train = TrainConfig(vocab_size=300, batch_size=4, epochs=1, evals_per_epoch=2, optimizer="adamw", lr=3e-3,
+    train = TrainConfig(vocab_size_requested=300, batch_size=4, epochs=1, evals_per_epoch=2, optimizer="adamw", lr=3e-3,
                         weight_decay=0.01)
     return RunConfig("tiny", model, train, {"dir": str(tiny_tokenized), "fingerprint": meta["fingerprint"]})

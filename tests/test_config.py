@@ -11,7 +11,7 @@ def test_baseline_is_mainrun_defaults(params):
     model, train = split_settings(resolve_variants(params)["baseline"])
     assert model == GPTConfig()  # every field at Mainrun's value
     assert (train.optimizer, train.lr, train.weight_decay, train.schedule) == ("sgd", 6e-3, 0.0, "cosine")
-    assert (train.vocab_size, train.batch_size, train.epochs, train.evals_per_epoch, train.seed) == (16000, 64, 7, 3, 1337)
+    assert (train.vocab_size_requested, train.batch_size, train.epochs, train.evals_per_epoch, train.seed) == (16000, 64, 7, 3, 1337)
 
 
 def test_headline_chain_is_cumulative(params):

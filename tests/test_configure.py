@@ -74,7 +74,6 @@ def test_seed_runs_are_configured(params, tmp_path):
     (lambda p: p["studies"].update(failed_attempts=True), {}, "tokenizer at vocab 32000, which was not built"),
     (lambda p: p.update(studies={"vocab_sweep": True, "failed_attempts": False}, vocab_sizes=[16000, 32000]), {},
      "vocab_size 8000, which is not in vocab_sizes"),
-    (lambda p: p["noise"].update(variants=["r9"], seeds=[1]), {}, "noise.variants: 'r9' is not a variant"),
     (lambda p: p["noise"].update(seeds=[1338, 1337]), {}, r"noise.seeds: 1337 is the seed 'r1_adamw' already trains "
      r"with, so its repeat would measure no noise; list other seeds, e.g. \[1338, 1339\]"),
     (lambda p: (p["noise"].update(seeds=[7]), p["variants"]["r4_4_parallel"].update(seed=7)), {},

@@ -79,3 +79,13 @@ def test_figure_plots_are_the_writeup_figures(params, tmp_path):
         assert PLOTS[key]["title"] == fig["title"]
         assert PLOTS[key]["y"] == {f"dvclive/{match[w]}/plots/metrics/val_loss.tsv": "val_loss" for w in fig["final"]}
         assert list(PLOTS[key]["y"]) == [f"dvclive/{match[w]}/plots/metrics/val_loss.tsv" for w in fig["final"]]
+
+
+def test_tokenize_outputs_are_the_folders_configure_reads():
+    """The tokenizer folder name lives in mainrun.config.tokenized_name; dvc.yaml must write where configure reads."""
+    from mainrun.config import tokenized_name
+
+    for name, kind, vocab in (("tokenize", "bpe", "${item}"), ("tokenize_alt", "${key}", "${vocab_size}")):
+        stage = stage_body(DVC["stages"][name])
+        folder = f"data/tokenized/{tokenized_name(kind, vocab)}"
+        assert stage["outs"] == [folder] and f"--out {folder} " in stage["cmd"], name

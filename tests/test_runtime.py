@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from mainrun import slots
-from mainrun.config import ExecConfig, TrainConfig
+from mainrun.config import ExecConfig, Interrupted, TrainConfig
 from mainrun.evaluate import legacy_val_loss
 from mainrun.model import GPT
 from mainrun.train import train
+from test_train import signal_on_call
 
 # bf16 or compiled training may end this far from the fp32 eager run (legacy val_loss units); measured on the tiny
 # config: bf16 5e-6, fused AdamW 1e-7, compile 7e-3 (inductor draws dropout masks with its own RNG)
@@ -42,19 +43,11 @@ def test_interrupted_compiled_bf16_run_resumes(tiny_run, tmp_path, monkeypatch):
     resumed compiled run is held to that closeness; eager fp32 runs resume to the last digit (test_train.py)."""
     run = replace(tiny_run, train=replace(tiny_run.train, compile=True, bf16=True))
     full = train(run, tmp_path / "fo", tmp_path / "fl", tmp_path / "fc", progress=False)
-    real, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
-
-    def interrupt_at_60(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 60:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
     with monkeypatch.context() as m:
-        m.setattr(torch.nn.utils, "clip_grad_norm_", interrupt_at_60)
-        with pytest.raises(KeyboardInterrupt):
+        signal_on_call(m, torch.nn.utils, "clip_grad_norm_", 60)  # Ctrl-C during step 60: it completes, then stops
+        with pytest.raises(Interrupted):
             train(run, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
-    assert torch.load(tmp_path / "c" / "ckpt.pt", weights_only=True)["step"] == 59
+    assert torch.load(tmp_path / "c" / "ckpt.pt", weights_only=True)["step"] == 60
     resumed = train(run, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
     assert abs(resumed["final_val_loss"] - full["final_val_loss"]) < 1e-3
     steps = [(tmp_path / d / "plots" / "metrics" / "train_loss.tsv").read_text().count("\n") for d in ("l", "fl")]

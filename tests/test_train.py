@@ -1,13 +1,20 @@
+import hashlib
 import json
 import math
+import os
+import re
+import signal
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
-from mainrun.config import RunConfig, TrainConfig
+from mainrun.checkpoint import Checkpoint
+from mainrun.config import Interrupted, RunConfig, TrainConfig
 from mainrun.tokenized import load_ids
-from mainrun.train import Checkpoint, TrainingDiverged, get_batch, schedule_of, train
+from mainrun.train import TrainingDiverged, get_batch, schedule_of, train
 
 
 def test_get_batch_is_mainrun_sequential_with_wrap():
@@ -57,14 +64,18 @@ def test_same_seed_same_val_loss_to_the_last_digit(tiny_run, tmp_path):
     assert c["final_val_loss"] != a["final_val_loss"]
 
 
-def _interrupt_on_call(monkeypatch, owner, attr, n):
-    """Make owner.attr raise KeyboardInterrupt on its n-th call (as Ctrl-C would there)."""
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def signal_on_call(monkeypatch, owner, attr, n, signum=signal.SIGINT):
+    """Deliver signum to this process inside owner.attr's n-th call, as a Ctrl-C (or a kill) would at that moment."""
     real, calls = getattr(owner, attr), {"n": 0}
 
     def wrapper(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == n:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, attr, wrapper)
@@ -73,34 +84,54 @@ def _interrupt_on_call(monkeypatch, owner, attr, n):
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_run, tmp_path_factory):
     d = tmp_path_factory.mktemp("full")
-    return train(tiny_run, d / "out", d / "live", d / "ckpt", progress=False), d / "live"
+    return train(tiny_run, d / "out", d / "live", d / "ckpt", progress=False), d
 
 
-@pytest.mark.parametrize("where, n", [("clip", 40), ("optimizer", 100), ("evaluation", 3)])
-def test_interrupted_run_resumes_to_the_same_result(tiny_run, uninterrupted, tmp_path, monkeypatch, where, n):
+@pytest.mark.parametrize("where, n, signum", [
+    ("clip", 40, signal.SIGINT),  # mid-step, before the weights change
+    ("optimizer", 100, signal.SIGTERM),  # mid-step, while the weights change
+    ("evaluation", 3, signal.SIGINT),  # during the n-th evaluation
+])
+def test_stop_at_a_step_then_resume_gives_the_same_weights(tiny_run, uninterrupted, tmp_path, monkeypatch,
+                                                          where, n, signum):
     import mainrun.train as t
-    full, full_live = uninterrupted
+    full, full_dir = uninterrupted
     interval = schedule_of(tiny_run, len(load_ids(tiny_run.data["dir"], "train")))[2]
     eval_steps = [1] + list(range(interval, full["steps"], interval))
-    if where == "clip":  # before any weight changes: step n is dropped whole
-        expected = n - 1
-    elif where == "optimizer":  # weights half-updated: the last checkpoint stands
-        expected = max(s for s in eval_steps if s < n)
-    else:  # the n-th evaluation is redone on resume
-        expected = eval_steps[n - 1]
+    stop_step = eval_steps[n - 1] if where == "evaluation" else n  # the step in progress completes, then it stops
     owner, attr = {"clip": (t.torch.nn.utils, "clip_grad_norm_"), "optimizer": (torch.optim.AdamW, "step"),
                    "evaluation": (t, "legacy_val_loss")}[where]
     with monkeypatch.context() as m:
-        _interrupt_on_call(m, owner, attr, n)
-        with pytest.raises(KeyboardInterrupt):
+        signal_on_call(m, owner, attr, n, signum)
+        with pytest.raises(Interrupted, match=f"checkpoint saved at step {stop_step}; run dvc repro again"):
             train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
-    state = torch.load(tmp_path / "ckpt" / "ckpt.pt", weights_only=True)
-    assert state["step"] == expected and state["pending_eval"] == (where == "evaluation")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
+    assert torch.load(tmp_path / "ckpt" / "ckpt.pt", weights_only=True)["step"] == stop_step
+    assert not (tmp_path / "out").exists()
     resumed = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+    assert sha256(tmp_path / "out" / "model.safetensors") == sha256(full_dir / "out" / "model.safetensors")
     assert resumed["final_val_loss"] == full["final_val_loss"]
     assert resumed["timing"]["first_step"] is None  # step 1 ran in the interrupted process
     for curve in ("train_loss", "val_loss", "epoch", "tokens_per_s"):
-        assert _curve(tmp_path / "live", curve)["step"].tolist() == _curve(full_live, curve)["step"].tolist()
+        assert _curve(tmp_path / "live", curve)["step"].tolist() == _curve(full_dir / "live", curve)["step"].tolist()
+
+
+def test_a_damaged_checkpoint_is_discarded_with_one_line(tiny_run, uninterrupted, tmp_path, monkeypatch, capsys):
+    with monkeypatch.context() as m:
+        signal_on_call(m, torch.nn.utils, "clip_grad_norm_", 30)
+        with pytest.raises(Interrupted):
+            train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+    ckpt = tmp_path / "ckpt" / "ckpt.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated, as by a full disk
+    capsys.readouterr()
+    s = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if "damaged" in line] == [f"[tiny] checkpoint {ckpt} is damaged "
+                                                           "(RuntimeError); discarded, starting over"]
+    assert not any("resuming" in line for line in out)
+    assert s["timing"]["first_step"] is not None  # it started over
+    full, full_dir = uninterrupted
+    assert sha256(tmp_path / "out" / "model.safetensors") == sha256(full_dir / "out" / "model.safetensors")
 
 
 def test_checkpoint_of_other_params_is_discarded(tmp_path):
@@ -108,6 +139,26 @@ def test_checkpoint_of_other_params_is_discarded(tmp_path):
     assert Checkpoint(tmp_path / "ck", tmp_path / "live", "aaaa").load()["step"] == 3
     assert Checkpoint(tmp_path / "ck", tmp_path / "live", "bbbb").load() is None
     assert not (tmp_path / "ck").exists()
+
+
+def test_a_kill_while_saving_leaves_a_whole_checkpoint(tmp_path, monkeypatch):
+    ck = Checkpoint(tmp_path / "ck", tmp_path / "live", "aaaa")
+    ck.save({"step": 3})
+    renames = []
+    real = Path.rename
+
+    def killed_at_second_rename(self, target):  # SIGKILL between the two renames of save()
+        renames.append(target)
+        if len(renames) == 2:
+            raise SystemExit
+        return real(self, target)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "rename", killed_at_second_rename)
+        with pytest.raises(SystemExit):
+            ck.save({"step": 4})
+    assert not (tmp_path / "ck").exists()  # the old one was moved aside, the new one not yet in place
+    assert Checkpoint(tmp_path / "ck", tmp_path / "live", "aaaa").load()["step"] == 3
 
 
 def test_cuda_without_a_gpu_is_a_config_error():
@@ -137,3 +188,39 @@ def test_each_variant_kind_trains(tiny_run, tmp_path, delta):
     cfg = replace(tiny_run, model=replace(tiny_run.model, **model_delta), train=replace(tiny_run.train, **delta))
     s = train(cfg, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
     assert math.isfinite(s["final_val_loss"]) and s["parameters"] > 0
+
+
+def test_ctrl_c_in_the_train_stage_prints_one_line_and_resumes_exactly(tiny_run, tmp_path):
+    """A real Ctrl-C (SIGINT to the process group) in `python -m stages.train`, run where dvclive finds a git+DVC
+    repo with packed objects (as in a clone): one line on stderr, no traceback, no teardown noise; then it resumes."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from mainrun.runlog import write_json
+
+    run = replace(tiny_run, train=replace(tiny_run.train, epochs=3))
+    full = train(run, tmp_path / "full", tmp_path / "full_live", tmp_path / "full_ckpt", progress=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT), "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "commit", "-qm", "init"], ["git", "gc", "-q"]):
+        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+    write_json(repo / "run.json", {**run.to_dict(), "enabled": True, "study": None})
+    (repo / "params.yaml").write_text("train: {}\n")
+    stage = [sys.executable, "-m", "stages.train", "--config", "run.json", "--out", "out", "--live", "live",
+             "--ckpt", "ckpt"]
+    p = subprocess.Popen(stage, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    while not (repo / "ckpt" / "ckpt.pt").exists() and p.poll() is None:  # saved after step 1's evaluation
+        time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err
+    assert re.fullmatch(r"\[tiny\] interrupted: checkpoint saved at step (\d+); run dvc repro again to resume\n", err)
+    stopped_at = int(re.search(r"step (\d+)", err).group(1))
+    assert 1 <= stopped_at < full["steps"]
+    done = subprocess.run(stage, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"resuming from step {stopped_at}/" in done.stdout, done.stderr
+    assert sha256(repo / "out" / "model.safetensors") == sha256(tmp_path / "full" / "model.safetensors")

@@ -27,8 +27,11 @@ class Run:
 
 
 def flat_settings(config: dict) -> dict:
-    """configs/<run>.json -> one flat dict; the model's vocab_size (the tokenizer's actual size) gives way."""
-    return {**config["model"], **config["train"]}
+    """configs/<run>.json -> one flat dict; vocab_size is the one asked for (params.yaml's), not the model's actual
+    one (the size its tokenizer reached)."""
+    train = dict(config["train"])
+    requested = train.pop("vocab_size_requested")
+    return {**config["model"], **train, "vocab_size": requested}
 
 
 def read_configs(configs_dir) -> dict[str, Run]:
