@@ -16,7 +16,9 @@ TOKENIZER_KINDS = get_args(TokenizerKind)
 ALT_TOKENIZERS = tuple(k for k in TOKENIZER_KINDS if k != "bpe")  # built at vocab_size only, when their study is on
 TokenizerCorpus = Literal["train+val", "train"]  # train+val is Mainrun's; train keeps the validation titles unseen
 TOKENIZER_CORPORA = get_args(TokenizerCorpus)
-EXECUTION = {"execution": True}  # field metadata: how precisely and where a run computes, not what it is
+# field metadata of the execution keys: where and how precisely a run computes. Part of a run's identity, but not a
+# setting the report compares runs on.
+EXECUTION = {"execution": True}
 
 
 def tokenized_name(kind: str, vocab_size) -> str:

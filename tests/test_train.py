@@ -101,11 +101,12 @@ def test_stop_at_a_step_then_resume_gives_the_same_weights(tiny_run, uninterrupt
     stop_step = eval_steps[n - 1] if where == "evaluation" else n  # the step in progress completes, then it stops
     owner, attr = {"clip": (t.torch.nn.utils, "clip_grad_norm_"), "optimizer": (torch.optim.AdamW, "step"),
                    "evaluation": (t, "legacy_val_loss")}[where]
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with monkeypatch.context() as m:
         signal_on_call(m, owner, attr, n, signum)
         with pytest.raises(Interrupted, match=f"checkpoint saved at step {stop_step}; run dvc repro again"):
             train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # given back
     assert torch.load(tmp_path / "ckpt" / "ckpt.pt", weights_only=True)["step"] == stop_step
     assert not (tmp_path / "out").exists()
     resumed = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
