@@ -1,9 +1,7 @@
 """Strict parsing of params.yaml: an unknown key, a wrong type or a bad value fails with one line naming it."""
 import re
 
-import yaml
-
-from .config import (DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_seed, check_value,
+from .config import (DELTA_KEYS, EXEC_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError, check_seed, check_value, read_yaml,
                      seed_run_name)
 
 SECTIONS = {  # section -> the keys it may hold
@@ -22,8 +20,7 @@ NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC s
 
 
 def load_params(path="params.yaml") -> dict:
-    with open(path) as f:
-        params = yaml.safe_load(f) or {}
+    params = read_yaml(path)  # YAML 1.2, as DVC reads it: the same file means the same to both
     check_params(params)
     return params
 
