@@ -49,10 +49,9 @@ def bundle() -> tuple[str, str]:
         import vl_convert
     except ImportError:
         raise MainrunError("vl-convert-python is not installed: pip install -e '.[plots]' (or make install)") from None
-    v5 = [v for v in vl_convert.get_vegalite_versions() if v.startswith("5.")]
-    version = getattr(vl_convert, "__version__", "?")
-    return vl_convert.javascript_bundle(vl_version=max(v5, key=lambda v: tuple(map(int, v.split("."))))
-                                        if v5 else None), version
+    v5 = sorted((v for v in vl_convert.get_vegalite_versions() if v.startswith("5.")),
+                key=lambda v: [int(n) for n in v.split(".")])
+    return vl_convert.javascript_bundle(vl_version=v5[-1] if v5 else None), getattr(vl_convert, "__version__", "?")
 
 
 def install(path: Path = DEFAULT) -> None:
@@ -64,8 +63,9 @@ def install(path: Path = DEFAULT) -> None:
 
 
 if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
     try:
-        install(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT)
+        install(target)
     except MainrunError as e:
         sys.exit(f"error: {e}")
-    print(f"dvc plots now render offline ({sys.argv[1] if len(sys.argv) > 1 else DEFAULT}, in .dvc/config.local)")
+    print(f"dvc plots render offline: {target}, set in .dvc/config.local")
