@@ -16,8 +16,9 @@ install:
 # an experiment with nothing left to run. A first `dvc exp run` in a fresh clone would start by restoring the
 # outputs HEAD records: HEAD records none (no dvc.lock is committed), and DVC warns once per output.
 J ?= 1
-demo: install  # J=2: two runs at once through mainrun.parallel
-	$(PY) -m mainrun.profile --apply profiles/cpu.yaml
+PROFILE ?= profiles/cpu.yaml
+demo: install  # J=2: two runs at once through mainrun.parallel; PROFILE=profiles/mine.yaml: another profile
+	$(PY) -m mainrun.profile --apply $(PROFILE)
 ifeq ($(J),1)
 	dvc repro
 else
