@@ -1,21 +1,35 @@
 # `make demo`: install what is missing, then run the whole DAG offline on the CPU profile (synthetic corpus).
 # `make test`: install what is missing, then run the test suite (what .ci/run calls).
+# `make show`: the experiments' headline metrics (dvc exp show with a few columns).
 PY ?= python3
+PLOTS_TEMPLATE = .dvc/plots/offline.html
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench show
 
 install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
-	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest, xdist" 2>/dev/null \
-		|| $(PY) -m pip install -e ".[test]"
+	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest, xdist, vl_convert" 2>/dev/null \
+		|| $(PY) -m pip install -e ".[test,plots]"
+	@test -f $(PLOTS_TEMPLATE) || $(PY) -m mainrun.plots_template $(PLOTS_TEMPLATE)
 
+# The profile is written into params.yaml first (idempotent), then the DAG runs, then `dvc exp run` records it as
+# an experiment with nothing left to run. A first `dvc exp run` in a fresh clone would start by restoring the
+# outputs HEAD records: HEAD records none (no dvc.lock is committed), and DVC warns once per output.
 J ?= 1
-demo: install  # J=2: two runs at once through mainrun.parallel
+PROFILE ?= profiles/cpu.yaml
+demo: install  # J=2: two runs at once through mainrun.parallel; PROFILE=profiles/mine.yaml: another profile
+	$(PY) -m mainrun.profile --apply $(PROFILE)
 ifeq ($(J),1)
-	dvc exp run $$($(PY) -m mainrun.profile profiles/cpu.yaml)
+	dvc repro
 else
-	$(PY) -m mainrun.parallel -j $(J) $$($(PY) -m mainrun.profile profiles/cpu.yaml)
+	$(PY) -m mainrun.parallel -j $(J)
 endif
+	dvc exp run --quiet
+	@echo "recorded as an experiment: make show (or dvc exp show); the report is reports/report.md"
+
+SHOW ?= ^val_bpb\.(baseline|r1_adamw|r2_vocab|r3_block256|r4_4_parallel)$$
+show:  # SHOW: a regex of the metric and param columns to keep
+	dvc exp show --md --drop '.*' --keep '^Experiment$$|$(SHOW)'
 
 test: install
 	$(PY) -m pytest -q

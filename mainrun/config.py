@@ -123,6 +123,14 @@ class ExecConfig:
             raise ConfigError("train.checkpoint_every_s and train.log_every must be positive")
 
 
+def read_yaml(path) -> dict:
+    """A params or profile file, read as DVC reads params.yaml (ruamel.yaml, YAML 1.2): `lr: 1e-3` is a float and
+    `yes` is text, for DVC and for every stage alike."""
+    from ruamel.yaml import YAML
+    with open(path, encoding="utf-8") as f:
+        return YAML(typ="safe").load(f) or {}
+
+
 def exec_config(train_section: dict) -> ExecConfig:
     """The execution settings among params.yaml's train section."""
     return ExecConfig(**{k: v for k, v in train_section.items() if k in EXEC_CONFIG_KEYS})
@@ -157,6 +165,9 @@ def check_tokenizer_corpus(corpus) -> None:
                           f"('train+val' is Mainrun's), got {corpus!r}")
 
 
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def check_value(path: str, kind, value) -> None:
     """value must be of type kind (an int may stand for a float, a bool never for a number), or one of a Literal's."""
     if _matches(kind, value):
@@ -164,8 +175,8 @@ def check_value(path: str, kind, value) -> None:
     if get_origin(kind) is Literal:
         raise ConfigError(f"{path} must be {_describe(kind)}; got {value!r}")
     hint = ""
-    if kind is float and isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
-        hint = f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-3)"
+    if kind in (int, float) and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        hint = " (quoted, so it is text: write the number without quotes)"
     raise ConfigError(f"{path} must be {_describe(kind)}, got {value!r}{hint}")
 
 

@@ -13,6 +13,9 @@ from .config import MainrunError
 from .synthetic import synthetic_titles
 
 HF_PREFIX = "hf:"
+HF_ENDPOINT = "https://huggingface.co"  # or $HF_ENDPOINT, as the hub client reads it
+PROBE_TIMEOUT_S = 2  # an answer from the hub within this time means there is a network
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 LOCAL_LOADERS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json", ".txt": "text"}
 MAX_TITLE_CHARS = 2000  # 25x Hacker News's 80-character cap: anything longer is not a title (a document, a bad file)
 # Memory per title of the hungriest stage, tokenize (the batch encoder holds every title's Encoding at once):
@@ -105,7 +108,42 @@ def check_memory(num_titles: int, chars_per_title: float) -> None:
                         f"available; lower data.num_titles to at most {int(free // per_title)}")
 
 
+def hub_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the hub answers one HEAD request within timeout seconds (any HTTP status counts; proxies from the
+    environment apply). Run in a thread so a hanging name lookup cannot outlast the timeout."""
+    import threading
+    import urllib.error
+    import urllib.request
+    answered = []
+
+    def probe():
+        try:
+            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+            answered.append(True)
+        except urllib.error.HTTPError:  # an answer all the same
+            answered.append(True)
+        except Exception:  # refused, unresolvable, timed out, not HTTP: no hub here
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(answered)
+
+
+def _go_offline() -> None:
+    """HF_HUB_OFFLINE=1 for this process: the datasets library then reads its cache and fails at once without it."""
+    import sys
+    os.environ.update(dict.fromkeys(OFFLINE_VARS, "1"))
+    for module in ("huggingface_hub.constants", "datasets.config"):  # already imported: they read it at import
+        if module in sys.modules:
+            sys.modules[module].HF_HUB_OFFLINE = True
+
+
 def _load_hf(name: str):
+    offline = any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in OFFLINE_VARS)
+    if not offline and not hub_reachable(os.environ.get("HF_ENDPOINT", HF_ENDPOINT)):
+        _go_offline()  # no network: one quick probe instead of the hub client's retries (about 25 s)
     from datasets import load_dataset
     try:
         return load_dataset(name, split="train")

@@ -1,10 +1,8 @@
 """Strict parsing of params.yaml: an unknown key, a wrong type or a bad value fails with one line naming it."""
 import re
 
-import yaml
-
 from .config import (ALT_TOKENIZERS, DELTA_KEYS, EXEC_CONFIG_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError,
-                     check_seed, check_tokenizer_corpus, check_value, seed_run_name)
+                     check_seed, check_tokenizer_corpus, check_value, read_yaml, seed_run_name)
 
 SECTIONS = {  # section -> the keys it may hold
     "data": {"source": str, "num_titles": int, "val_frac": float, "tokenizer_corpus": str},
@@ -20,8 +18,7 @@ NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC s
 
 
 def load_params(path="params.yaml") -> dict:
-    with open(path) as f:
-        params = yaml.safe_load(f) or {}
+    params = read_yaml(path)  # YAML 1.2, as DVC reads it: the same file means the same to both
     check_params(params)
     return params
 

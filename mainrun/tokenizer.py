@@ -33,7 +33,9 @@ def train_tokenizer(titles: list[str], vocab_size: int, kind: str = "bpe", white
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=not extra)
     tk.decoder = decoders.ByteLevel()
     # the whitelist counts against the vocabulary, so every kind ends at the same size
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(extra), special_tokens=SPECIAL_TOKENS)
+    # show_progress=False: without a terminal the progress bar prints only blank lines
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(extra), special_tokens=SPECIAL_TOKENS,
+                                  show_progress=False)
     tk.train_from_iterator(titles, trainer)
     if extra:
         tk.add_tokens([AddedToken(t, normalized=False) for t in extra])
@@ -49,7 +51,7 @@ def _train_unigram(titles: list[str], vocab_size: int) -> Tokenizer:
     tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
                                     decoders.Strip(" ", 1, 0)])
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size - len(BYTE_TOKENS), special_tokens=SPECIAL_TOKENS,
-                                      unk_token=UNK)
+                                      unk_token=UNK, show_progress=False)
     tk.train_from_iterator(titles, trainer)
     # append the 256 byte pieces at the lowest score, then switch byte fallback on
     spec = json.loads(tk.to_str())

@@ -3,9 +3,7 @@ import argparse
 from pathlib import Path
 
 from stages._common import run_stage
-import yaml
-
-from mainrun.config import RunConfig, exec_config
+from mainrun.config import RunConfig, exec_config, read_yaml
 from mainrun.runlog import read_json, write_json
 
 
@@ -27,8 +25,7 @@ def main():
     from mainrun.train import train  # torch loads only for runs that train
 
     # how it runs (checkpoint interval, logging) is read at run time, not a dependency: changing it re-trains nothing
-    with open(args.params) as f:
-        execution = exec_config((yaml.safe_load(f) or {}).get("train") or {})
+    execution = exec_config(read_yaml(args.params).get("train") or {})
     s = train(RunConfig.from_dict(spec), args.out, args.live, args.ckpt, execution)
     print(f"{s['name']}: val_loss {s['final_val_loss']:.4f} after {s['steps']} steps, "
           f"{s['tokens_per_second']:.0f} tokens/s on {s['device']}")

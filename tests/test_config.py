@@ -73,9 +73,10 @@ def test_impossible_model_configs_are_rejected(kwargs, message):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda p: p["variants"]["r1_adamw"].update(lr="1e-3"),
-     r"variants.r1_adamw.lr must be of type float, got '1e-3' \(YAML reads 1e-3 as text"),
+     r"variants.r1_adamw.lr must be of type float, got '1e-3' \(quoted, so it is text"),
     (lambda p: p["variants"]["r1_adamw"].update(epochs=7.5), "variants.r1_adamw.epochs must be of type int"),
-    (lambda p: p["model"].update(dropout="0.1"), r"model.dropout must be of type float, got '0.1'$"),
+    (lambda p: p["model"].update(dropout="0.1"), r"model.dropout must be of type float, got '0.1' \(quoted"),
+    (lambda p: p["model"].update(dropout="high"), r"model.dropout must be of type float, got 'high'$"),
     (lambda p: p["train"].update(epochs="7"), "train.epochs must be of type int"),
     (lambda p: p["data"].update(num_titles="100"), "data.num_titles must be of type int"),
     (lambda p: p["data"].update(tokenizer_corpus="val"), "data.tokenizer_corpus must be 'train\\+val'"),
