@@ -57,6 +57,7 @@ def test_old_plus_keys_still_apply(tmp_path, params):
     profile = tmp_path / "p.yaml"
     profile.write_text("+variants.baseline.block_size: 48\nvocab_size: 16000\n")
     assert overrides(read_yaml(profile)) == ["++variants.baseline.block_size=48", "++vocab_size=16000"]
+    params["variants"]["baseline"] = {}
     path = write_params(tmp_path / "params.yaml", params)
     apply(profile, path)
     apply(profile, path)
