@@ -22,13 +22,18 @@ class Run:
     group: int | None = None  # its chain: params.yaml starts one at every `from:`
     study: str | None = None
     repeat_of: str | None = None  # a seed run: the variant it repeats
+    data: dict = field(default_factory=dict)  # the tokenized data it read: fingerprint, vocab_size reached, tokens
     metrics: dict | None = None
     curves: dict = field(default_factory=dict)  # {"val_loss": (steps, values), "train_loss": ...}
 
+    @property
+    def vocab(self) -> int:
+        """The vocabulary the tokenizer reached (the one asked for where no tokenizer was built)."""
+        return self.data.get("vocab_size", self.settings.get("vocab_size"))
 
-def flat_settings(config: dict) -> dict:
-    """configs/<run>.json -> one flat dict; the model's vocab_size (the tokenizer's actual size) gives way."""
-    return {**config["model"], **config["train"]}
+    @property
+    def unreached(self) -> bool:
+        return self.vocab < self.settings["vocab_size"]
 
 
 def read_configs(configs_dir) -> dict[str, Run]:
@@ -37,8 +42,9 @@ def read_configs(configs_dir) -> dict[str, Run]:
     for row in read_json(Path(configs_dir) / "runs.json")["runs"]:
         if row["enabled"]:
             config = read_json(Path(configs_dir) / f"{row['name']}.json")
-            runs[row["name"]] = Run(row["name"], flat_settings(config), row["parent"], row["group"], row["study"],
-                                    row["repeat_of"])
+            settings = {**config["model"], **config["train"]}  # the train section's vocab_size: the one asked for
+            runs[row["name"]] = Run(row["name"], settings, row["parent"], row["group"], row["study"],
+                                    row["repeat_of"], config["data"])
     return runs
 
 
@@ -60,4 +66,7 @@ def load_runs(configs: dict[str, Run], metrics_dir, live_dir) -> dict[str, Run]:
 
 
 def load_published() -> dict:
-    return yaml.safe_load(files("mainrun.report").joinpath("published.yaml").read_text())
+    """published.yaml, with the write-up's repeat gap: one configuration (Rec. 1) drawn twice, this far apart."""
+    published = yaml.safe_load(files("mainrun.report").joinpath("published.yaml").read_text())
+    a, b = published["rec1_repeat"]
+    return {**published, "repeat_gap": round(abs(a - b), 6)}
