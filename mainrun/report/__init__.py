@@ -29,7 +29,6 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
     chain = analyse.chains(runs).get(0, [])
     comparisons = [analyse.compare(runs[a], runs[b], noise) for a, b in zip(chain, chain[1:])]
     yield render.chain(chain, comparisons, runs, noise, fig_dir)
-    yield render.disagreement(analyse.steps(chain, runs)), []
     stacked = analyse.only_with(runs, noise)
     claim = analyse.only_with_verdict(stacked)
     verdicts += [{"figure": "only_with_adamw", **asdict(s.comparison), "claim": claim} for s in stacked]

@@ -116,28 +116,6 @@ def chains(runs: dict[str, Run]) -> dict[int, list[str]]:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One step of a chain, as the legacy figure and bits per byte see it."""
-    ref: str
-    run: str
-    legacy: float  # relative change
-    bpb: float  # relative change
-    counted: tuple  # the share of tokens the legacy figure counts, before and after
-    agree: str
-
-
-def steps(chain: list[str], runs: dict[str, Run]) -> list[Step]:
-    out = []
-    for prev, name in zip(chain, chain[1:]):
-        a, b = runs[prev].metrics, runs[name].metrics
-        rl = (b["val_loss"] - a["val_loss"]) / a["val_loss"]
-        rb = (b["val_bpb"] - a["val_bpb"]) / a["val_bpb"]
-        agree = "no: opposite directions" if rl * rb < 0 else "no: sizes differ" if abs(rl - rb) > 0.02 else "yes"
-        out.append(Step(prev, name, rl, rb, (a["val_tokens_counted_frac"], b["val_tokens_counted_frac"]), agree))
-    return out
-
-
-@dataclass(frozen=True)
 class Stacked:
     """One chain's changes, all stacked, against the variant it branches from."""
     optimizer: str

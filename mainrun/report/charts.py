@@ -1,4 +1,5 @@
 """The report's PNGs (matplotlib, headless). Bars start at zero; curves that coincide get their own style and say so."""
+import textwrap
 from itertools import cycle
 
 import matplotlib
@@ -50,7 +51,7 @@ def plot_bars(ax, labels: list, values: list, errors: list | None, ylabel: str, 
 
 
 def save(fig, path, title: str):
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

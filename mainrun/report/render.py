@@ -187,31 +187,23 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
              partial(charts.bars_chart, fig_dir / "final_val_bpb.png", "Final val_bpb along the chain (Δ previous)",
                      names, bpb, [2 * sigma] * len(names) if sigma else None, "val_bpb (bars: ±2σ seed noise)",
                      annotations=notes)]
-    rows = [[names[0], "—", f"{runs[names[0]].metrics['val_loss']:.4f}", f"{bpb[0]:.4f}", "—"]]
+    m0 = runs[names[0]].metrics
+    rows = [[names[0], "—", f"{m0['val_loss']:.4f}", f"{m0['val_bpb']:.4f}", f"{m0['val_tokens_counted_frac']:.1%}", "—"]]
     for c in comparisons:
-        m = runs[c.run].metrics
-        rows.append([c.run, step_text(runs[c.ref], runs[c.run]), f"{m['val_loss']:.4f}", f"{m['val_bpb']:.4f}",
+        m, r = runs[c.run].metrics, runs[c.ref].metrics
+        rel = [f"{m[k]:.4f} ({(m[k] - r[k]) / r[k]:+.1%})" for k in ("val_loss", "val_bpb")]
+        rows.append([c.run, step_text(runs[c.ref], runs[c.run]), *rel, f"{m['val_tokens_counted_frac']:.1%}",
                      "same run" if c.same else f"{METRIC[c.metric]} {c.delta:+.4f}: {c.judgement}"])
+    opposite = [c.run for c in comparisons if c.delta * c.other_delta < 0]
     return ["## The cumulative chain", "", "![cumulative](figures/cumulative.png)", "",
             "![final val_bpb](figures/final_val_bpb.png)", "",
-            *table(["variant", "what changed from the one before", "val_loss (legacy)", "val_bpb", "verdict"], rows),
-            ""], draws
-
-
-def disagreement(steps: list) -> list[str]:
-    lines = ["## Legacy metric vs bits per byte", "",
-             "The legacy figure divides the summed loss of the *counted* tokens by the validation *characters*. "
-             "It counts only full batches of batch_size×block_size+1 tokens, so a larger block (or a vocabulary that "
-             "changes the token count) changes which tokens are counted, and each `<eos>` marker adds five characters "
-             "to its denominator. Bits per byte counts every token and divides by UTF-8 bytes (one per end of title), "
-             "so it is the one comparable across block sizes and vocabularies.", "",
-             *table(["step", "Δ legacy (relative)", "Δ bpb (relative)", "tokens counted by legacy", "same direction?"],
-                    [[f"{s.ref} → {s.run}", f"{s.legacy:+.2%}", f"{s.bpb:+.2%}",
-                      f"{s.counted[0]:.1%} → {s.counted[1]:.1%}", s.agree] for s in steps])]
-    if steps:
-        disagree = [s.run for s in steps if s.agree != "yes"]
-        lines += ["", f"- The two metrics disagree at: {', '.join(disagree) or 'no step'}."]
-    return lines + [""]
+            *table(["variant", "what changed from the one before", "legacy val_loss (Δ)", "val_bpb (Δ)",
+                    "tokens the legacy figure counts", "verdict"], rows), "",
+            "The legacy figure divides the summed loss of the *counted* tokens by the validation *characters*; it "
+            "counts only full batches of batch_size×block_size+1 tokens, so a larger block or another vocabulary "
+            "changes which tokens count. Bits per byte counts every token over UTF-8 bytes: the one comparable across "
+            "block sizes and vocabularies, and the one such steps are judged on. The two metrics move in opposite "
+            f"directions at: {', '.join(opposite) or 'no step'}.", ""], draws
 
 
 def only_with(stacked: list, verdict: str | None, theirs: str, fig_dir):
