@@ -200,3 +200,26 @@ def test_study_sections_appear_when_switched_on(params, tmp_path):
     assert "| 8,000 | 8,000 | vocab_8k |" in text
     assert "Best by bits per byte: vocab_8k; by the legacy figure: vocab_8k (they agree)" in text
     assert (tmp_path / "reports" / "figures" / "vocab_sweep.png").exists()
+
+
+def test_the_tokenize_stage_warns_when_a_vocabulary_stops_short(params, tmp_path, monkeypatch, capsys):
+    import shutil
+    import sys
+    import yaml
+    from mainrun.data import write_split
+    from mainrun.synthetic import synthetic_titles
+    from stages import tokenize
+    titles = synthetic_titles(300, seed=3)
+    (tmp_path / "raw").mkdir()
+    write_split(titles[:270], tmp_path / "raw" / "train.json")
+    write_split(titles[270:], tmp_path / "raw" / "val.json")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    for asked in (300, 5000):
+        monkeypatch.setattr(sys, "argv", ["tokenize", "--vocab-size", str(asked), "--raw", "raw", "--out",
+                                          f"tok{asked}", "--metrics", f"m{asked}.json"])
+        tokenize.main()
+        shutil.rmtree(f"tok{asked}")
+    out = capsys.readouterr().out
+    assert "WARNING: bpe-300" not in out
+    assert re.search(r"WARNING: bpe-5000 stopped at [\d,]+ of the 5,000 tokens asked", out)
