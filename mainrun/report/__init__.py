@@ -30,9 +30,9 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
     comparisons = [analyse.compare(runs[a], runs[b], noise) for a, b in zip(chain, chain[1:])]
     yield render.chain(chain, comparisons, runs, noise, fig_dir)
     stacked = analyse.only_with(runs, noise)
-    claim = analyse.only_with_verdict(stacked)
-    verdicts += [{"figure": "only_with_adamw", **asdict(s.comparison), "claim": claim} for s in stacked]
-    yield render.only_with(stacked, claim, published["only_with_adamw"], fig_dir)
+    claim = analyse.only_with_verdict(stacked, runs)
+    verdicts += [{"figure": "only_with_adamw", **asdict(c), "claim": claim} for c in stacked]
+    yield render.only_with(stacked, claim, published["only_with_adamw"], runs, fig_dir)
     for study, names in analyse.study_runs(runs).items():
         sweep = analyse.vocab_sweep(names, runs, noise)
         yield (render.vocab_sweep(sweep, runs, fig_dir) if sweep else

@@ -115,38 +115,27 @@ def chains(runs: dict[str, Run]) -> dict[int, list[str]]:
     return groups
 
 
-@dataclass(frozen=True)
-class Stacked:
-    """One chain's changes, all stacked, against the variant it branches from."""
-    optimizer: str
-    keys: tuple  # the settings the chain changes
-    comparison: Comparison
-
-
-def only_with(runs: dict[str, Run], noise: dict) -> list[Stacked]:
-    """Chains that make the same changes on bases whose optimisers differ, the base nearest the root first."""
+def only_with(runs: dict[str, Run], noise: dict) -> list[Comparison]:
+    """Chains that make the same changes on bases whose optimisers differ, each against its base, the base
+    nearest the root first."""
     same = {}
     for names in chains(runs).values():
         base, last = runs[names[0]].parent, names[-1]
         if base in runs:
-            keys = tuple(changed(runs[base].settings, runs[last].settings))
-            same.setdefault(keys, []).append(Stacked(runs[base].settings["optimizer"], keys,
-                                                     compare(runs[base], runs[last], noise)))
-    order = list(runs)
-    found = [s for group in same.values() if len({s.optimizer for s in group}) > 1 for s in group]
-    return sorted(found, key=lambda s: order.index(s.comparison.ref))
+            c = compare(runs[base], runs[last], noise)
+            same.setdefault(c.keys, []).append(c)
+    found = [c for group in same.values() if len({runs[c.ref].settings["optimizer"] for c in group}) > 1
+             for c in group]
+    return sorted(found, key=lambda c: list(runs).index(c.ref))
 
 
-def only_with_verdict(stacked: list[Stacked], optimizer="adamw") -> str | None:
+def only_with_verdict(stacked: list[Comparison], runs: dict[str, Run], optimizer="adamw") -> str | None:
     """Whether the changes help on `optimizer` and on no other base: holds, does not hold, or not measured."""
-    if not stacked:
-        return None
-    judged = {s.optimizer: s.comparison.judgement for s in stacked}
-    if "not measured" in judged.values():
-        return "not measured"
-    helps = judged.get(optimizer) == "better"
+    judged = {runs[c.ref].settings["optimizer"]: c.judgement for c in stacked}
+    if not judged or "not measured" in judged.values():
+        return "not measured" if judged else None
     alone = all(j != "better" for o, j in judged.items() if o != optimizer)
-    return "holds" if helps and alone else "does not hold"
+    return "holds" if judged.get(optimizer) == "better" and alone else "does not hold"
 
 
 def study_runs(runs: dict[str, Run]) -> dict[str, list[str]]:

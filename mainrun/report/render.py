@@ -206,21 +206,18 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
             f"directions at: {', '.join(opposite) or 'no step'}.", ""], draws
 
 
-def only_with(stacked: list, verdict: str | None, theirs: str, fig_dir):
+def only_with(stacked: list, verdict: str | None, theirs: str, runs: dict, fig_dir):
     if not stacked:
         return [], []
-    names = [f"on {OPTIMIZERS.get(s.optimizer, s.optimizer)} ({s.comparison.ref})" for s in stacked]
-    c0 = stacked[0].comparison
-    band = c0.threshold
-    draw = partial(charts.bars_chart, fig_dir / "only_with_adamw.png",
-                   f"The same changes ({', '.join(stacked[0].keys)}) stacked on each base", names,
-                   [s.comparison.delta for s in stacked], None, f"Δ {METRIC[c0.metric]}", band)
+    names = [f"on {value(runs[c.ref], 'optimizer')} ({c.ref})" for c in stacked]
+    keys, c0 = ", ".join(stacked[0].keys), stacked[0]
+    draw = partial(charts.bars_chart, fig_dir / "only_with_adamw.png", f"The same changes ({keys}) stacked on each "
+                   "base", names, [c.delta for c in stacked], None, f"Δ {METRIC[c0.metric]}", c0.threshold)
     lines = ["## Only with AdamW?", "", "![only with AdamW](figures/only_with_adamw.png)", "",
-             f"Each chain below makes the same changes ({', '.join(stacked[0].keys)}) on a base with another "
-             "optimiser; the grey band is the seed noise.", ""]
-    lines += [f"- **Stacked {n} → {s.comparison.run}**: {comparison(s.comparison)}." for n, s in zip(names, stacked)]
-    lines += ["", f"**This run: \"only with AdamW\" {verdict}.** The write-up: {theirs}.", ""]
-    return lines, [draw]
+             f"Each chain below makes the same changes ({keys}) on a base with another optimiser; the grey band "
+             "is the seed noise.", ""]
+    lines += [f"- **Stacked {n} → {c.run}**: {comparison(c)}." for n, c in zip(names, stacked)]
+    return lines + ["", f"**This run: \"only with AdamW\" {verdict}.** The write-up: {theirs}.", ""], [draw]
 
 
 def vocab_sweep(sweep, runs: dict, fig_dir):
