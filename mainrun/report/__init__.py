@@ -62,7 +62,8 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     summary = {"writeup_setting": setting.complete, "runs": len(runs),
                "noise": {m: n and {"sigma": round(n.sigma, 6), "threshold": round(n.threshold, 6), "df": n.df}
                          for m, n in noise.items()},
-               "verdicts": [{k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()} for row in verdicts]}
+               "verdicts": [{k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
+                            for row in verdicts]}
     for metric in ("val_loss", "val_loss_per_token", "val_bpb"):
         summary[metric] = {n: round(r.metrics[metric], 6) for n, r in runs.items()}
     write_json(out / "summary.json", summary)

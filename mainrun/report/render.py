@@ -116,7 +116,8 @@ def what_ran(data_stats: dict, runs: dict, setting, noise: dict) -> list[str]:
         same = sorted({a for (_, a), (r, _) in tokenizers.items() if r.data.get("fingerprint") == fp})
         if len(same) > 1:
             lines.append(f"- **The tokenizers asked for {' and '.join(f'{a:,}' for a in same)} are one and the same "
-                         "here**: the corpus has no more merges to learn, so runs that differ only in that are one run.")
+                         "here**: the corpus has no more merges to learn, so runs that differ only in that are one "
+                         "run.")
     if setting.differences:
         lines += ["", "**Differences from the write-up's setting** (its published values are shown for reference "
                   "only where a run's settings differ):", "",
@@ -129,7 +130,8 @@ def what_ran(data_stats: dict, runs: dict, setting, noise: dict) -> list[str]:
               f"effect only when {RULE}."]
     lines.append("Here 2·√2·σ = " + " and ".join(f"{n.threshold:.4f} on {METRIC[m]} (σ = {n.sigma:.4f}, {n.df} "
                                                 "degrees of freedom)" for m, n in noise.items() if n) + "."
-                 if any(noise.values()) else "No seed repeats ran (noise.seeds is empty), so no verdict below can tell an effect from noise.")
+                 if any(noise.values()) else
+                 "No seed repeats ran (noise.seeds is empty), so no verdict below can tell an effect from noise.")
     return lines + [""]
 
 
@@ -162,7 +164,8 @@ def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir):
              f"{m['val_loss_per_token']:.4f}", f"{m['val_bpb']:.4f}"]
             for r, m in ((r, runs[r.run].metrics) for r in fig.rows)]
     lines += [f"![{fig.title}](figures/{fig.key}.png)", "",
-              f"Left: the write-up's chart, legacy val_loss over steps ({'published values as grey stars' if drawn else note}: "
+              f"Left: the write-up's chart, legacy val_loss over steps "
+              f"({'published values as grey stars' if drawn else note}: "
               f"{setting.why}). "
               f"Right: the final {METRIC[metric]}, the metric the verdicts below use.", "",
               *table(["variant", "write-up's final (legacy)", "this run: legacy val_loss",
@@ -188,7 +191,8 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
                      names, bpb, [2 * sigma] * len(names) if sigma else None, "val_bpb (bars: ±2σ seed noise)",
                      annotations=notes)]
     m0 = runs[names[0]].metrics
-    rows = [[names[0], "—", f"{m0['val_loss']:.4f}", f"{m0['val_bpb']:.4f}", f"{m0['val_tokens_counted_frac']:.1%}", "—"]]
+    rows = [[names[0], "—", f"{m0['val_loss']:.4f}", f"{m0['val_bpb']:.4f}", f"{m0['val_tokens_counted_frac']:.1%}",
+             "—"]]
     for c in comparisons:
         m, r = runs[c.run].metrics, runs[c.ref].metrics
         rel = [f"{m[k]:.4f} ({(m[k] - r[k]) / r[k]:+.1%})" for k in ("val_loss", "val_bpb")]
