@@ -70,19 +70,16 @@ def check_setting(data: dict, ours: dict[str, Run], setting: dict) -> Setting:
     writeup = writeup_runs(setting)
     found = match(writeup, ours)
     diffs = {f"data.{k}": ({v}, {data.get(k)}) for k, v in setting["data"].items() if data.get(k) != v}
-    comparable = set()
-    for w, theirs in writeup.items():
-        mine = ours.get(found.get(w))
-        keys = changed(theirs.settings, mine.settings) if mine else ["-"]
-        for k in keys if mine else []:
-            a, b = diffs.setdefault(k, (set(), set()))
-            a.add(theirs.settings.get(k))
-            b.add(mine.settings.get(k))
-        if not keys and not any(k.startswith("data.") for k in diffs):
+    data_differs, comparable = bool(diffs), set()
+    for w in (w for w in writeup if w in found):
+        theirs, mine = writeup[w].settings, ours[found[w]].settings
+        for k in changed(theirs, mine):
+            diffs.setdefault(k, (set(), set()))[0].add(theirs.get(k))
+            diffs[k][1].add(mine.get(k))
+        if not changed(theirs, mine) and not data_differs:
             comparable.add(w)
-    order = lambda vs: tuple(sorted(vs, key=lambda v: (str(type(v)), v)))  # noqa: E731
-    return Setting(writeup, found, frozenset(comparable), {k: (order(a), order(b)) for k, (a, b) in diffs.items()},
-                   tuple(w for w in writeup if w not in found))
+    ordered = {k: tuple(tuple(sorted(vs, key=lambda v: (str(type(v)), v))) for vs in pair) for k, pair in diffs.items()}
+    return Setting(writeup, found, frozenset(comparable), ordered, tuple(w for w in writeup if w not in found))
 
 
 def published_gap(value, ours: float) -> float:
