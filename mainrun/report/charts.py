@@ -15,11 +15,12 @@ def plot_curves(ax, curves: dict, published: dict, note: str | None, ylabel: str
     """curves, published: {label: (steps, values)}, the published ones grey; a curve equal to an earlier one says so."""
     for label, (steps, values) in published.items():
         ax.plot(steps, values, color=GREY, linestyle="--", marker="*", markersize=9, label=f"{label} (published)")
-    seen = {}
+    seen, every = {}, [v for _, values in curves.values() for v in values]
+    close = 0.01 * (max(every) - min(every)) if every else 0  # 1% of the axis: the eye cannot part them
     for (label, (steps, values)), (ls, marker) in zip(curves.items(), cycle(STYLES)):
         twin = next((n for n, v in seen.items() if v == values), None)
         near = twin or next((n for n, v in seen.items() if len(v) == len(values) and values and
-                             all(abs(a - b) <= 1e-3 * abs(b) for a, b in zip(values, v))), None)
+                             all(abs(a - b) <= close for a, b in zip(values, v))), None)
         seen[label] = values
         tag = f" (identical to {twin})" if twin else f" (overlaps {near})" if near else ""
         ax.plot(steps, values, linestyle=ls, marker=marker, markersize=4, markevery=max(1, len(steps) // 6),
