@@ -273,14 +273,15 @@ def seed_noise(noise: dict, runs: dict, published: dict, published_steps: list, 
                    names, [statistics.mean(vs) for vs in legacy.groups.values()],
                    [statistics.stdev(vs) for vs in legacy.groups.values()], "val_loss (legacy)")
     ref = statistics.mean(legacy.groups[names[0]])
-    spread = max(max(vs) - min(vs) for vs in legacy.groups.values())
+    widest = max(names, key=lambda v: max(legacy.groups[v]) - min(legacy.groups[v]))
+    spread, level = max(legacy.groups[widest]) - min(legacy.groups[widest]), statistics.mean(legacy.groups[widest])
     lines += ["![seed noise](figures/seed_noise.png)", "",
               *table(["variant", "seeds", "legacy val_loss mean ± std", "range", "val_bpb mean ± std"], rows), "",
               *table(["legacy val_loss", "write-up", "this run"],
                      [["one configuration, two draws", f"{a:.3f} vs {b:.3f}: gap {gap:.3f} ({gap / a:.1%})",
-                       f"largest range over seeds: {spread:.4f} ({spread / ref:.1%} of {names[0]}'s loss)"],
-                      ["what a difference must exceed", f"nothing stated (its gap: {gap:.3f})",
-                       f"2·√2·σ = {legacy.threshold:.4f} ({legacy.threshold / ref:.1%})"]]), "",
+                       f"largest range over seeds: {spread:.4f} ({widest}, {spread / level:.1%} of its loss)"],
+                      ["what a difference must exceed", f"its repeat gap, {gap:.3f} (this report's reading)",
+                       f"2·√2·σ = {legacy.threshold:.4f} ({legacy.threshold / ref:.1%} of {names[0]}'s loss)"]]), "",
               f"Pooled σ = {legacy.sigma:.4f} on legacy val_loss and {bpb.sigma:.4f} on val_bpb, from {legacy.df} "
               f"degrees of freedom: with so few seeds σ itself is uncertain (by a factor of about "
               f"{1 + 1 / (2 * legacy.df) ** 0.5:.1f}), so a verdict near the threshold is weak either way.", ""]
