@@ -44,6 +44,10 @@ def main():
     write_json(args.metrics, meta)
     print(f"{tokenized_name(args.kind, args.vocab_size)}: vocab {meta['vocab_size']}, {meta['train']['tokens']} train tokens, "
           f"{meta['train']['characters_per_token']} characters/token")
+    if meta["vocab_size"] < args.vocab_size:
+        print(f"WARNING: {args.kind}-{args.vocab_size} stopped at {meta['vocab_size']:,} of the {args.vocab_size:,} tokens "
+              "asked (the corpus has no more merges to learn): raise data.num_titles or lower vocab_sizes; the report "
+              "flags every comparison this affects")
 
 
 if __name__ == "__main__":

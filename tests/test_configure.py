@@ -31,7 +31,7 @@ def test_vocab_change_touches_rec2_onwards_only(params, tmp_path):
     other = copy.deepcopy(params)
     other["vocab_size"] = 16000
     assert changed(params, other, tmp_path) == {"r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
-                                                 "r4_4_parallel"}
+                                                 "r4_4_parallel", "r4_4_parallel-seed1338", "r4_4_parallel-seed1339"}
 
 
 def test_earlier_delta_touches_it_and_everything_built_on_it(params, tmp_path):
@@ -40,7 +40,8 @@ def test_earlier_delta_touches_it_and_everything_built_on_it(params, tmp_path):
     other["variants"]["r1_adamw"]["lr"] = 2e-3
     assert changed(params, other, tmp_path) == {
         "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu", "r4_4_parallel",
-        "adamw_rmsnorm", "adamw_rope", "adamw_swiglu", "adamw_parallel"}
+        "adamw_rmsnorm", "adamw_rope", "adamw_swiglu", "adamw_parallel",
+        *(f"{v}-seed{s}" for v in ("r1_adamw", "r4_4_parallel") for s in (1338, 1339))}  # the noise repeats follow
 
 
 def test_disabled_study_runs_get_a_marker(params, tmp_path):

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from mainrun.configure import configure, run_index
-from mainrun.report.analyse import compare
+from mainrun.report.analyse import Noise, compare
 from mainrun.report.load import Run, load_published, read_configs
 from mainrun.report.writeup import check_setting
 from test_report import DEFAULT_RUNS, fake_tokenized, make_report
@@ -30,7 +30,7 @@ def test_the_metric_follows_from_what_differs(change, metric):
                 "device": "cpu"}
     ref = Run("a", settings, metrics={"val_loss": 1.5, "val_bpb": 2.0})
     run = Run("any name at all", {**settings, **change}, metrics={"val_loss": 1.0, "val_bpb": 2.5})
-    c = compare(ref, run, {"val_loss": None, "val_bpb": 0.1})
+    c = compare(ref, run, {"val_loss": None, "val_bpb": Noise({}, 0.1, 4)})  # threshold 2·√2·0.1 = 0.28
     assert c.metric == metric and c.delta == run.metrics[metric] - ref.metrics[metric]
     assert c.judgement == ("worse" if metric == "val_bpb" else "not measured")
 
@@ -74,7 +74,8 @@ def test_runs_match_the_writeup_by_place_and_change_not_by_value(params, tmp_pat
     params["studies"]["vocab_sweep"] = True  # vocab_8k changes what r2_vocab changes, but is a study
     s = setting(params, tmp_path)
     assert s.match == {n: n for n in DEFAULT_RUNS} and not s.comparable
-    assert s.why == "baseline has block_size=32, the write-up's baseline used 128"
+    assert s.why == "block_size is 32, 64, the write-up used 128, 256"
+    assert set(s.differences) == {"block_size", "vocab_size"}
 
 
 def test_a_step_that_changes_nothing_still_stands_in(params, tmp_path):
@@ -115,7 +116,7 @@ def test_renamed_variants_give_the_same_report(params, tmp_path, source, swap_gr
     renamed = re.sub(r"\bv\d\dx\b", lambda m: back[m.group()], renamed)
     head, _, tail = text.partition("## Every run")
     new_head, _, new_tail = renamed.partition("## Every run")
-    assert new_head == head and "## Only with AdamW?" in head and "published: " in head
+    assert new_head == head and "## Only with AdamW?" in head and "Write-up: " in head
     assert sorted(new_tail.splitlines()) == sorted(tail.splitlines())  # the run table follows params.yaml's order
     assert (renamed == text) == (not swap_groups)
     assert new_summary["val_bpb"] == {re.sub(r"^[^-]+", lambda m: names[m.group()], n): v

@@ -1,40 +1,43 @@
 """The ablation report, regenerated from cached artifacts alone: load -> analyse -> render.
 
 load: the configure stage's resolved settings, the evaluate stages' metrics, the dvclive curves.
-analyse: pure functions from those to comparisons, verdicts, noise and studies; never from a run's name.
-render: markdown lines and chart specs; the charts are drawn once the report is written.
+analyse (+ writeup, the published side): pure functions to comparisons, verdicts, noise and studies; never from
+a run's name. render: markdown lines, and the charts to draw once the report is written.
 """
+from dataclasses import asdict
 from pathlib import Path
 
-from . import analyse, charts, render, render_studies, studies, writeup
-from .analyse import noise_spread, noise_threshold
+from . import analyse, render, writeup
 from .load import load_published, load_runs, read_configs
-from .render import verdict
 from ..runlog import write_json
 
-__all__ = ["build_report", "noise_spread", "noise_threshold", "verdict"]
+__all__ = ["build_report"]
 
 
-def sections(setting, data_stats: dict, runs: dict, published: dict):
-    """Every section of the report in order, each as (lines, chart specs)."""
-    noise = analyse.noise_levels(runs)
-    yield render.header(data_stats, runs, setting), []
-    root = setting.match.get(setting.variants[0])
-    if root in runs and setting.variants[0] in setting.comparable:
+def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict, fig_dir, verdicts: list):
+    """Every section of the report in order, each as (lines, charts to draw); verdicts collects each judgement."""
+    yield render.what_ran(data_stats, runs, setting, noise), []
+    yield ["## Write-up, figure by figure", ""], []
+    root = setting.match.get(next(iter(setting.runs)))
+    if root in runs and next(iter(setting.runs)) in setting.comparable:
         log = published["baseline_log"]
         yield render.faithfulness(writeup.faithfulness(runs[root].metrics, log), runs[root].metrics, log), []
     for key, fig in published["figures"].items():
-        yield render.figure(writeup.figure(key, fig, runs, setting, noise, published), runs)
+        f = writeup.figure(key, fig, runs, setting, noise, published)
+        verdicts += [{"figure": key, **asdict(c), "writeup": t.judgement, "agreement": a} for c, t, a in f.steps]
+        yield render.figure(f, runs, setting, noise, published["repeat_gap"], fig_dir)
     chain = analyse.chains(runs).get(0, [])
-    yield render.chain(chain, runs)
-    yield render.disagreement(analyse.steps(chain, runs)), []
-    yield render_studies.only_with(studies.only_with(runs, noise))
-    for study, names in studies.study_runs(runs).items():
-        sweep = studies.vocab_sweep(names, runs, noise)
-        yield (render_studies.vocab_sweep(sweep, runs) if sweep else
-               render_studies.attempts(study, studies.attempts(names, runs, noise), runs))
-    steps = writeup.published_steps(published)
-    yield render_studies.seed_noise(studies.seed_noise(runs, published["rec1_repeat"], steps))
+    comparisons = [analyse.compare(runs[a], runs[b], noise) for a, b in zip(chain, chain[1:])]
+    yield render.chain(chain, comparisons, runs, noise, fig_dir)
+    stacked = analyse.only_with(runs, noise)
+    claim = analyse.only_with_verdict(stacked, runs)
+    verdicts += [{"figure": "only_with_adamw", **asdict(c), "claim": claim} for c in stacked]
+    yield render.only_with(stacked, claim, published["only_with_adamw"], runs, fig_dir)
+    for study, names in analyse.study_runs(runs).items():
+        sweep = analyse.vocab_sweep(names, runs, noise)
+        yield (render.vocab_sweep(sweep, runs, fig_dir) if sweep else
+               render.attempts(study, analyse.attempts(names, runs, noise), runs, fig_dir))
+    yield render.seed_noise(noise, runs, published, writeup.published_steps(published), fig_dir)
     yield render.every_run(runs), []
 
 
@@ -42,18 +45,25 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     """data: params.yaml's data section, the one setting the run configs do not hold."""
     out, fig_dir = Path(out_dir), Path(out_dir) / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    for old in fig_dir.glob("*.png"):  # a chart this run no longer draws must not linger
+        old.unlink()
     configs = read_configs(configs_dir)
     runs = load_runs(configs, metrics_dir, live_dir)
     published = load_published()
     setting = writeup.check_setting(data, configs, published["setting"])
-    lines, specs = [], []
-    for section_lines, section_specs in sections(setting, data_stats, runs, published):
+    noise = analyse.noise_levels(runs)
+    lines, draws, verdicts = [], [], []
+    for section_lines, section_draws in sections(setting, data_stats, runs, published, noise, fig_dir, verdicts):
         lines += section_lines
-        specs += section_specs
+        draws += section_draws
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    for spec in specs:
-        charts.draw(spec, fig_dir)
-    summary = {"writeup_setting": setting.complete, "runs": len(runs)}
+    for draw in draws:
+        draw()
+    summary = {"writeup_setting": setting.complete, "runs": len(runs),
+               "noise": {m: n and {"sigma": round(n.sigma, 6), "threshold": round(n.threshold, 6), "df": n.df}
+                         for m, n in noise.items()},
+               "verdicts": [{k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
+                            for row in verdicts]}
     for metric in ("val_loss", "val_loss_per_token", "val_bpb"):
         summary[metric] = {n: round(r.metrics[metric], 6) for n, r in runs.items()}
     write_json(out / "summary.json", summary)

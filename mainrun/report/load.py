@@ -22,8 +22,18 @@ class Run:
     group: int | None = None  # its chain: params.yaml starts one at every `from:`
     study: str | None = None
     repeat_of: str | None = None  # a seed run: the variant it repeats
+    data: dict = field(default_factory=dict)  # the tokenized data it read: fingerprint, vocab_size reached, tokens
     metrics: dict | None = None
     curves: dict = field(default_factory=dict)  # {"val_loss": (steps, values), "train_loss": ...}
+
+    @property
+    def vocab(self) -> int:
+        """The vocabulary the tokenizer reached (the one asked for where no tokenizer was built)."""
+        return self.data.get("vocab_size", self.settings.get("vocab_size"))
+
+    @property
+    def unreached(self) -> bool:
+        return self.vocab < self.settings["vocab_size"]
 
 
 def flat_settings(config: dict) -> dict:
@@ -41,7 +51,7 @@ def read_configs(configs_dir) -> dict[str, Run]:
         if row["enabled"]:
             config = read_json(Path(configs_dir) / f"{row['name']}.json")
             runs[row["name"]] = Run(row["name"], flat_settings(config), row["parent"], row["group"], row["study"],
-                                    row["repeat_of"])
+                                    row["repeat_of"], config["data"])
     return runs
 
 
@@ -63,4 +73,7 @@ def load_runs(configs: dict[str, Run], metrics_dir, live_dir) -> dict[str, Run]:
 
 
 def load_published() -> dict:
-    return yaml.safe_load(files("mainrun.report").joinpath("published.yaml").read_text())
+    """published.yaml, with the write-up's repeat gap: one configuration (Rec. 1) drawn twice, this far apart."""
+    published = yaml.safe_load(files("mainrun.report").joinpath("published.yaml").read_text())
+    a, b = published["rec1_repeat"]
+    return {**published, "repeat_gap": round(abs(a - b), 6)}

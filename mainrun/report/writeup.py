@@ -6,7 +6,6 @@ from .analyse import Comparison, changed, compare, judge
 from .load import Run
 
 OWN_SETTING = "real dataset, Mainrun sizes, 7 epochs: the write-up's own setting"
-REPEAT_GAP = "the write-up's Rec. 1 repeat gap"
 
 
 def writeup_runs(setting: dict) -> dict[str, Run]:
@@ -48,34 +47,39 @@ def match(writeup: dict[str, Run], ours: dict[str, Run]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Setting:
-    variants: tuple  # the write-up's, its root (Mainrun's baseline) first
+    runs: dict  # the write-up's configurations as Runs, its root (Mainrun's baseline) first
     match: dict  # write-up variant -> our run
     comparable: frozenset  # write-up variants whose run has exactly their settings, on their data
-    why: str  # the first reason this is not the write-up's setting, or that it is
+    differences: dict  # {setting: (the write-up's values, ours)}, every one in which this run is not the write-up's
+    missing: tuple  # write-up variants no run stands in for
 
     @property
     def complete(self) -> bool:
-        return len(self.comparable) == len(self.variants)
+        return len(self.comparable) == len(self.runs)
+
+    @property
+    def why(self) -> str:
+        if self.differences:
+            key, (theirs, ours) = next(iter(self.differences.items()))
+            return f"{key} is {', '.join(map(repr, ours))}, the write-up used {', '.join(map(repr, theirs))}"
+        return f"no variant stands where the write-up's {self.missing[0]} does" if self.missing else OWN_SETTING
 
 
 def check_setting(data: dict, ours: dict[str, Run], setting: dict) -> Setting:
     """Compare with the write-up only where data and every resolved setting but execution keys are its own."""
     writeup = writeup_runs(setting)
     found = match(writeup, ours)
-    data_reasons = [f"data.{k} is {data.get(k)!r}, the write-up used {v!r}" for k, v in setting["data"].items()
-                    if data.get(k) != v]
-    reasons, comparable = list(data_reasons), set()
-    for w, theirs in writeup.items():
-        if w not in found:
-            reasons.append(f"no variant stands where the write-up's {w} does")
-            continue
-        keys = changed(theirs.settings, ours[found[w]].settings)
-        if keys:
-            reasons.append(f"{found[w]} has {keys[0]}={ours[found[w]].settings.get(keys[0])!r}, "
-                           f"the write-up's {w} used {theirs.settings.get(keys[0])!r}")
-        elif not data_reasons:
+    diffs = {f"data.{k}": ({v}, {data.get(k)}) for k, v in setting["data"].items() if data.get(k) != v}
+    data_differs, comparable = bool(diffs), set()
+    for w in (w for w in writeup if w in found):
+        theirs, mine = writeup[w].settings, ours[found[w]].settings
+        for k in changed(theirs, mine):
+            diffs.setdefault(k, (set(), set()))[0].add(theirs.get(k))
+            diffs[k][1].add(mine.get(k))
+        if not changed(theirs, mine) and not data_differs:
             comparable.add(w)
-    return Setting(tuple(writeup), found, frozenset(comparable), reasons[0] if reasons else OWN_SETTING)
+    ordered = {k: tuple(tuple(sorted(vs, key=lambda v: (str(type(v)), v))) for vs in pair) for k, pair in diffs.items()}
+    return Setting(writeup, found, frozenset(comparable), ordered, tuple(w for w in writeup if w not in found))
 
 
 def published_gap(value, ours: float) -> float:
@@ -90,15 +94,30 @@ class Row:
     run: str
     published: float | list  # the write-up's final value, or a [low, high] range read off its chart
     gap: float | None  # ours minus published: only for a run with the write-up's exact settings
-    curve: tuple | None  # the published curve or point to draw in grey, likewise
+    curve: tuple | None  # the published curve or point to draw, likewise
 
 
 @dataclass(frozen=True)
 class Figure:
     key: str
     title: str
+    theirs: list  # the write-up's configurations it shows (Runs)
     rows: list
-    steps: list  # (our Comparison, the write-up's own Comparison or None) per step from one row to the next
+    steps: list  # (our Comparison, the write-up's own Comparison, agreement) per step
+
+
+def agreement(ours: Comparison, theirs: Comparison) -> str:
+    if ours.same:
+        return "not tested here: the two runs are one"
+    if ours.judgement == "not measured":
+        return "cannot tell (seed noise not measured)"
+    if ours.judgement == theirs.judgement:
+        return "agree"
+    if ours.judgement == "within noise":
+        return "not reproduced: within this run's noise"
+    if theirs.judgement == "within noise":
+        return "this run shows an effect the write-up's own repeat gap could not"
+    return "disagree: opposite directions"
 
 
 def figure(key: str, fig: dict, runs: dict[str, Run], setting: Setting, noise: dict, published: dict) -> Figure:
@@ -108,21 +127,23 @@ def figure(key: str, fig: dict, runs: dict[str, Run], setting: Setting, noise: d
         value, curve, gap = fig["final"][w], None, None
         if w in setting.comparable:
             gap = published_gap(value, runs[n].metrics["val_loss"])
-            if w == setting.variants[0]:
+            if w == next(iter(setting.runs)):
                 log = published["baseline_log"]["val_loss"]
                 curve = (list(log), list(log.values()))
             elif not isinstance(value, list):
                 curve = ([fig.get("steps", {}).get(w, runs[n].curves["val_loss"][0][-1])], [value])
         rows.append(Row(n, value, gap, curve))
-    repeat_gap = abs(published["rec1_repeat"][0] - published["rec1_repeat"][1])
+    gap = published["repeat_gap"]  # the write-up's own differences are judged against its repeat gap
     steps = []
     for (wa, a), (wb, b) in zip(members, members[1:]):
         pa, pb = fig["final"][wa], fig["final"][wb]
-        theirs = None
-        if not isinstance(pa, list) and not isinstance(pb, list):
-            theirs = Comparison(b, a, "val_loss", pb - pa, None, None, (), repeat_gap, judge(pb - pa, repeat_gap))
-        steps.append((compare(runs[a], runs[b], noise), theirs))
-    return Figure(key, fig["title"], rows, steps)
+        if isinstance(pa, list) or isinstance(pb, list):  # a range read off the chart: no effect it could show
+            theirs = Comparison(b, a, (), "range", 0.0, "", 0.0, (), None, "within noise")
+        else:
+            theirs = Comparison(b, a, (), "val_loss", pb - pa, "", 0.0, (), gap, judge(pb - pa, gap))
+        ours = compare(runs[a], runs[b], noise)
+        steps.append((ours, theirs, agreement(ours, theirs)))
+    return Figure(key, fig["title"], [setting.runs[w] for w in fig["final"]], rows, steps)
 
 
 def published_steps(published: dict) -> list[float]:
