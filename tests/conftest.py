@@ -1,5 +1,6 @@
 import copy
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,34 @@ from mainrun.tokenizer import build
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ["DVC_NO_ANALYTICS"] = "1"  # else every dvc call starts an analytics daemon
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # no pool of compile workers, each importing torch
+
+
+def committed(path: str, root: Path = ROOT) -> str:
+    """A file as committed at HEAD, else (outside a git checkout, or not committed yet) as it is on disk.
+
+    Tests read params.yaml this way: `dvc exp run -S ...` (the demo) rewrites the workspace's copy, and no test may
+    depend on what the user last ran. Commit an edit of params.yaml to test it."""
+    try:
+        p = subprocess.run(["git", "show", f"HEAD:./{path}"], cwd=root, capture_output=True, text=True)
+    except OSError:  # no git
+        p = None
+    return p.stdout if p and p.returncode == 0 else (root / path).read_text()
+
+
+def committed_params(root: Path = ROOT) -> dict:
+    return yaml.safe_load(committed("params.yaml", root))
+
+
+_PARAMS = committed_params()
 
 
 def pytest_configure(config):
     """Under pytest-xdist each worker (and the stages it starts) gets its share of the cores: OpenMP threads beyond
     the cores spin against each other and made the suite three times slower."""
+    if hasattr(config.option, "loadscopereorder"):  # else pytest-xdist >= 3.8 puts the modules with most tests first
+        config.option.loadscopereorder = False  # and the slow ones last (see pytest_collection_modifyitems)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         from mainrun.slots import cpu_cores
@@ -26,10 +50,16 @@ def pytest_configure(config):
         torch.set_num_threads(threads)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first: under `--dist loadfile` each worker takes whole modules in this order, so the longest
+    modules start at once instead of one of them starting last and running alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def params() -> dict:
-    """The committed params.yaml, a fresh copy per test."""
-    return copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    """The committed params.yaml (never the workspace's), a fresh copy per test."""
+    return copy.deepcopy(_PARAMS)
 
 
 @pytest.fixture(scope="session")

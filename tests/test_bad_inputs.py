@@ -1,5 +1,4 @@
 """Bad input gets one clear line naming the fix (issue 12): params, sources and sizes a demanding user hits."""
-import json
 import os
 import subprocess
 import sys
@@ -155,9 +154,3 @@ def test_stages_print_one_error_line_and_exit_1(tmp_path, params):
                                             "alt_tokenizers, data, model, noise, seed, studies, train, variants, "
                                             "vocab_size, vocab_sizes\n")
 
-
-def test_configure_stage_tracks_the_whole_params_file():
-    """So every `dvc repro` after an edit of params.yaml re-runs configure, which checks it (an unknown key too)."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["configure"]["params"] == [{"params.yaml": None}]
-    assert json.dumps(stages["configure"]["cmd"]).count("stages.configure") == 1

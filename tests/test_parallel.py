@@ -1,6 +1,7 @@
 """`python -m mainrun.parallel -j 2` against plain `dvc repro`, in two temporary copies of the repo (tiny profile)."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ VARIANTS = {"baseline": {"vocab_size": 300, "block_size": 16}, "r1_adamw": {"opt
 
 def tiny_repo(path):
     def three_variants(params):
+        params.update(vocab_sizes=[300], vocab_size=300)  # the one tokenizer the variants use
         params["train"]["epochs"] = 2
         params["variants"] = VARIANTS
         params["noise"]["variants"] = ["r1_adamw"]
@@ -39,13 +41,15 @@ def outputs(repo) -> dict:
 
 
 def test_two_at_once_equals_sequential_and_a_killed_run_resumes(tmp_path, monkeypatch):
-    seq, par = tiny_repo(tmp_path / "seq"), tiny_repo(tmp_path / "par")
-    # the sequential run with the same threads per run as two-at-once on this machine: on the CPU the thread count
+    seq = tiny_repo(tmp_path / "seq")
+    sh(seq, "dvc", "repro", "configure")  # the shared upstream (data, tokenizer, configs), made once
+    par = shutil.copytree(seq, tmp_path / "par", symlinks=True)
+    # the sequential runs with the same threads per run as two-at-once on this machine: on the CPU the thread count
     # changes the last digits (it splits the reductions), so equal results need equal threads
     with monkeypatch.context() as m:
         m.setenv("MAINRUN_RUNS_PER_DEVICE", "2")
         m.setenv("MAINRUN_SLOT_DIR", str(tmp_path / "seq-slots"))
-        sh(seq, "dvc", "repro")
+        sh(seq, "dvc", "repro", "evaluate")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MAINRUN_SLOT_DIR": str(tmp_path / "slots")}
     cmd = [sys.executable, "-m", "mainrun.parallel", "-j", "2"]
     runner = subprocess.Popen(cmd, cwd=par, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -1,14 +1,17 @@
-"""The GPU features (bf16 autocast, torch.compile, fused AdamW) exercised on the CPU, the host-sync budget of the
-training loop, execution settings outside a run's identity, and device slots."""
+"""The GPU features (bf16 autocast, torch.compile, fused AdamW) exercised on the CPU, on Mainrun's baseline and on
+the full stack (RMSNorm, RoPE, SDPA, SwiGLU, parallel residual); the host-sync budget of the training loop,
+execution settings outside a run's identity, and device slots."""
 import math
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
+from typing import Literal, get_origin
 
 import pytest
 import torch
 
+from conftest import committed_params
 from mainrun import slots
-from mainrun.config import ExecConfig, Interrupted, TrainConfig
+from mainrun.config import ExecConfig, Interrupted, TrainConfig, resolve_variants, split_settings
 from mainrun.evaluate import legacy_val_loss
 from mainrun.model import GPT
 from mainrun.train import train
@@ -19,30 +22,60 @@ from test_train import signal_on_call
 TOLERANCE = 0.05
 
 
+def architecture(variant: str) -> dict:
+    """The committed variant's architecture choices (norm, positions, attention, MLP, residual...), not its sizes."""
+    model, _ = split_settings(resolve_variants(committed_params())[variant])
+    return {f.name: getattr(model, f.name) for f in fields(model) if f.type is bool or get_origin(f.type) is Literal}
+
+
 @pytest.fixture(scope="module")
-def fp32_eager(tiny_run, tmp_path_factory):
-    d = tmp_path_factory.mktemp("fp32")
-    return train(tiny_run, d / "o", d / "l", d / "c", progress=False)
+def trained(tiny_run, tmp_path_factory):
+    """train(tiny run on an architecture, with train settings) -> (summary, dvclive dir), each trained once."""
+    done = {}
+
+    def get(arch: str, **settings):
+        key = (arch, tuple(sorted(settings.items())))
+        if key not in done:
+            run = replace(tiny_run, model=replace(tiny_run.model, **architecture(arch)),
+                          train=replace(tiny_run.train, **settings))
+            d = tmp_path_factory.mktemp(arch)
+            done[key] = train(run, d / "o", d / "l", d / "c", progress=False), d / "l"
+        return done[key]
+    return get
 
 
-@pytest.mark.parametrize("setting", [{"bf16": True}, {"fused_adamw": True}, {"compile": True},
-                                     {"compile": True, "bf16": True}])
-def test_gpu_features_train_on_the_cpu_close_to_fp32_eager(tiny_run, fp32_eager, tmp_path, setting):
-    run = replace(tiny_run, train=replace(tiny_run.train, **setting))
-    s = train(run, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
-    curve = (tmp_path / "l" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()[1:]
+def test_the_full_stack_is_another_code_path():
+    full = architecture("r4_4_parallel")
+    assert full != architecture("baseline")
+    assert (full["norm"], full["pos"], full["attn"], full["mlp"], full["parallel_residual"]) == (
+        "rmsnorm", "rope", "sdpa", "swiglu", True)
+
+
+# Each GPU feature on Mainrun's baseline and on the full stack (which CUDA runs in bf16 by default). Compiling costs
+# most (inductor builds C++ kernels per graph): fp32 on one architecture, with bf16 on the other.
+@pytest.mark.parametrize("arch, setting", [
+    ("baseline", {"bf16": True}), ("baseline", {"fused_adamw": True}),
+    pytest.param("baseline", {"compile": True}, marks=pytest.mark.slow),
+    ("r4_4_parallel", {"bf16": True}), ("r4_4_parallel", {"fused_adamw": True}),
+    pytest.param("r4_4_parallel", {"compile": True, "bf16": True}, marks=pytest.mark.slow)])
+def test_gpu_features_train_on_the_cpu_close_to_fp32_eager(trained, arch, setting):
+    eager, _ = trained(arch)
+    s, live = trained(arch, **setting)
+    curve = (live / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()[1:]
     values = [float(line.split("\t")[-1]) for line in curve]
     assert values[-1] < values[0]  # it learned
-    assert abs(s["final_val_loss"] - fp32_eager["final_val_loss"]) < TOLERANCE
-    saved = s["config_digest"]
-    assert saved != fp32_eager["config_digest"]  # precision and compilation are part of the run's identity
+    assert abs(s["final_val_loss"] - eager["final_val_loss"]) < TOLERANCE
+    assert s["config_digest"] != eager["config_digest"]  # precision and compilation are part of the run's identity
 
 
-def test_interrupted_compiled_bf16_run_resumes(tiny_run, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_interrupted_compiled_bf16_run_resumes(tiny_run, trained, tmp_path, monkeypatch):
     """Compiled CPU kernels are not bit-reproducible even uninterrupted (two runs differed by 2e-5 here), so a
     resumed compiled run is held to that closeness; eager fp32 runs resume to the last digit (test_train.py)."""
-    run = replace(tiny_run, train=replace(tiny_run.train, compile=True, bf16=True))
-    full = train(run, tmp_path / "fo", tmp_path / "fl", tmp_path / "fc", progress=False)
+    setting = {"compile": True, "bf16": True}
+    full, full_live = trained("r4_4_parallel", **setting)  # the compiled kernels are cached: resuming is cheap
+    run = replace(tiny_run, model=replace(tiny_run.model, **architecture("r4_4_parallel")),
+                  train=replace(tiny_run.train, **setting))
     with monkeypatch.context() as m:
         signal_on_call(m, torch.nn.utils, "clip_grad_norm_", 60)  # Ctrl-C during step 60: it completes, then stops
         with pytest.raises(Interrupted):
@@ -50,11 +83,12 @@ def test_interrupted_compiled_bf16_run_resumes(tiny_run, tmp_path, monkeypatch):
     assert torch.load(tmp_path / "c" / "ckpt.pt", weights_only=True)["step"] == 60
     resumed = train(run, tmp_path / "o", tmp_path / "l", tmp_path / "c", progress=False)
     assert abs(resumed["final_val_loss"] - full["final_val_loss"]) < 1e-3
-    steps = [(tmp_path / d / "plots" / "metrics" / "train_loss.tsv").read_text().count("\n") for d in ("l", "fl")]
+    steps = [(d / "plots" / "metrics" / "train_loss.tsv").read_text().count("\n") for d in (tmp_path / "l", full_live)]
     assert steps[0] == steps[1] == full["steps"] + 1  # every step logged once, header included
 
 
-def test_bf16_evaluation_takes_the_cross_entropy_in_fp32(tiny_run, monkeypatch):
+@pytest.mark.parametrize("arch", ["baseline", "r4_4_parallel"])
+def test_bf16_evaluation_takes_the_cross_entropy_in_fp32(tiny_run, monkeypatch, arch):
     import mainrun.evaluate as ev
     seen, real = [], ev.F.cross_entropy
 
@@ -62,7 +96,7 @@ def test_bf16_evaluation_takes_the_cross_entropy_in_fp32(tiny_run, monkeypatch):
         seen.append(logits.dtype)
         return real(logits, *args, **kwargs)
 
-    model = GPT(tiny_run.model)
+    model = GPT(replace(tiny_run.model, **architecture(arch)))
     ids = torch.randint(0, tiny_run.model.vocab_size, (4 * 16 * 3 + 1,))
     monkeypatch.setattr(ev.F, "cross_entropy", spy)
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
@@ -74,7 +108,8 @@ def test_bf16_evaluation_takes_the_cross_entropy_in_fp32(tiny_run, monkeypatch):
     assert seen and set(seen) == {torch.float32} and math.isfinite(value)  # ... the loss is taken in fp32
 
 
-def test_the_training_loop_syncs_with_the_host_only_at_flushes(tiny_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("arch", ["baseline", "r4_4_parallel"])
+def test_the_training_loop_syncs_with_the_host_only_at_flushes(tiny_run, tmp_path, monkeypatch, arch):
     """Count the device-to-host transfers made by mainrun's own code: a fixed number per evaluation, none per step."""
     transfers = []
     for name in ("item", "tolist", "__float__", "__bool__", "__int__"):
@@ -85,14 +120,16 @@ def test_the_training_loop_syncs_with_the_host_only_at_flushes(tiny_run, tmp_pat
                 transfers.append(_name)
             return _real(self, *args, **kwargs)
         monkeypatch.setattr(torch.Tensor, name, counted)
-    s = train(tiny_run, tmp_path / "o", tmp_path / "l", tmp_path / "c", ExecConfig(log_every=10**6), progress=False)
+    run = replace(tiny_run, model=replace(tiny_run.model, **architecture(arch)))
+    s = train(run, tmp_path / "o", tmp_path / "l", tmp_path / "c", ExecConfig(log_every=10**6), progress=False)
     monkeypatch.undo()
     evals = len((tmp_path / "l" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()) - 1
     assert s["steps"] > 10 * evals
     assert len(transfers) <= 2 * evals  # one for the interval's training losses, one for the validation loss
 
 
-def test_log_every_changes_nothing_but_when_losses_are_fetched(tiny_run, fp32_eager, tmp_path):
+def test_log_every_changes_nothing_but_when_losses_are_fetched(tiny_run, trained, tmp_path):
+    fp32_eager, _ = trained("baseline")
     s = train(tiny_run, tmp_path / "o", tmp_path / "l", tmp_path / "c", ExecConfig(log_every=7), progress=False)
     assert s["final_val_loss"] == fp32_eager["final_val_loss"] and s["config_digest"] == fp32_eager["config_digest"]
     losses = (tmp_path / "l" / "plots" / "metrics" / "train_loss.tsv").read_text().splitlines()[1:]

@@ -5,7 +5,7 @@ import subprocess
 
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, committed_params
 
 TINY = {"data.source": "synthetic", "data.num_titles": 600, "vocab_sizes": [200, 300, 400], "vocab_size": 400,
         "model.n_layer": 1, "model.n_head": 2, "model.d_model": 16,
@@ -13,22 +13,40 @@ TINY = {"data.source": "synthetic", "data.num_titles": 600, "vocab_sizes": [200,
 
 
 def sh(repo, *cmd, check=True):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     p = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
     if check and p.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p.stdout + p.stderr
 
 
-def make_tiny_repo(repo, edit=lambda params: None):
-    """Copy the tracked files into `repo`, apply TINY and then `edit` to params.yaml, and commit."""
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+def run_outputs(dvc_yaml: dict) -> list[str]:
+    """What the stages write: a path, or the part of a templated one before its first `${`."""
+    found = []
+    for stage in dvc_yaml["stages"].values():
+        body = stage.get("do", stage)
+        for out in body.get("outs", []) + body.get("metrics", []) + body.get("plots", []):
+            found.append(out if isinstance(out, str) else next(iter(out)))
+    return [p.split("${")[0] if "${" in p else p.rstrip("/") + "/" for p in found]
+
+
+def written_by_a_run(path: str, outputs: list[str]) -> bool:
+    return path == "dvc.lock" or any(path.startswith(o) or path + "/" == o for o in outputs)
+
+
+def make_tiny_repo(repo, edit=lambda params: None, source=ROOT):
+    """A fresh pipeline in `repo` from the tracked files of `source`: the code as it is on disk (an edit is tested
+    before it is committed), params.yaml as committed with TINY and then `edit` applied, and nothing a run writes
+    (dvc.lock, outputs: a `dvc exp run` in `source` changes nothing here); committed."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=source, capture_output=True, text=True, check=True).stdout
+    files = listed.split("\0")[:-1]
+    outputs = run_outputs(yaml.safe_load((source / "dvc.yaml").read_text()))
     for f in files:
-        if (ROOT / f).is_file():
+        if (source / f).is_file() and not written_by_a_run(f, outputs):
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+            shutil.copy2(source / f, repo / f)
+    params = committed_params(source)
     for key, value in TINY.items():
         section, _, leaf = key.rpartition(".")
         (params[section] if section else params)[leaf] = value
