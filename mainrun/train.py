@@ -106,7 +106,7 @@ def restore(state: dict, model, opt, sched, device) -> Progress:
 def timing(startup, setup, first_step, save) -> dict:
     """Where this process's wall time went besides the steps and evaluations (seconds; None: not measured, e.g. the
     first step of a resumed run)."""
-    return {k: None if v is None else round(v, 2)
+    return {k: None if v is None else round(v, 4)  # a tiny model's first step can take under 5 ms
             for k, v in {"startup": startup, "setup": setup, "first_step": first_step, "save": save}.items()}
 
 
