@@ -29,3 +29,4 @@ def test_fresh_clone_restores_every_run_from_the_remote(tmp_path, monkeypatch):
     shown = json.loads(sh(b, "dvc", "metrics", "show", "--json"))
     assert "metrics/eval/baseline.json" in json.dumps(shown)
     assert "Data and pipelines are up to date" in sh(b, "dvc", "status")
+    assert "val_loss" in sh(b, "dvc", "exp", "show", "--json")
