@@ -6,7 +6,7 @@ PY ?= python3
 
 install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
-	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest, xdist" 2>/dev/null \
+	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest, xdist, ray" 2>/dev/null \
 		|| $(PY) -m pip install -e ".[test]"
 
 J ?= 1
