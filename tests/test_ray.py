@@ -1,6 +1,7 @@
 """`python -m mainrun.parallel --ray` on a 2-node Ray cluster on loopback (one CPU each), against a local run."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,16 +40,16 @@ def stop(procs):
 @pytest.fixture
 def cluster(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
-           "RAY_USAGE_STATS_ENABLED": "0",
-           "OMP_NUM_THREADS": "1", "MAINRUN_RAY_WORKDIR": str(tmp_path / "nodes")}
+           "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
     port, temp = free_port(), tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    quiet = {"start_new_session": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = []
-    try:
+    try:  # each node its own disk for clones and DVC cache (MAINRUN_RAY_WORKDIR), as on separate machines
         procs.append(subprocess.Popen([*NODE, "--head", f"--port={port}", "--include-dashboard=false",
-                                       f"--temp-dir={temp}"], env=env, start_new_session=True,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen([*NODE, f"--address=127.0.0.1:{port}"], env=env, start_new_session=True,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                       f"--temp-dir={temp}"], env={**env, "MAINRUN_RAY_WORKDIR": str(tmp_path / "head")},
+                                      **quiet))
+        procs.append(subprocess.Popen([*NODE, f"--address=127.0.0.1:{port}"],
+                                      env={**env, "MAINRUN_RAY_WORKDIR": str(tmp_path / "worker")}, **quiet))
         count = ("import ray; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
                  "print(sum(n['Alive'] for n in ray.nodes()))" % port)
         deadline = time.time() + 240
@@ -62,6 +63,7 @@ def cluster(tmp_path):
         yield f"127.0.0.1:{port}"
     finally:
         stop(procs)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_runs_over_two_ray_nodes_equal_a_local_run(tmp_path, cluster, monkeypatch):
