@@ -50,7 +50,10 @@ def origin_and_commit() -> tuple[str, str]:
     if others:
         raise Fault(f"uncommitted changes in {', '.join(others[:5])}: the workers check out commits only; commit "
                     "and push them (params edits can also go in -S key=value)")
-    if git("fetch", "-q", "origin").returncode == 0 and not git("branch", "-r", "--contains", commit).stdout.strip():
+    fetched = git("fetch", "-q", "origin")
+    if fetched.returncode:
+        raise Fault(f"cannot fetch from origin ({url}): {fetched.stderr.strip()[-200:]}; fix the remote or its access")
+    if not git("branch", "-r", "--contains", commit).stdout.strip():
         raise Fault(f"commit {commit[:10]} is not on origin, so the workers cannot check it out: git push origin HEAD")
     return url, commit
 
@@ -67,8 +70,11 @@ def params_with(overrides: list[str]) -> str:
         finally:
             os.chdir(cwd)
         wanted = Path(tmp, "params.yaml").read_text()
-    if Path("params.yaml").read_text() not in (head, wanted):
+    last = LOG_DIR / "ray-params.yaml"  # what the last submission wrote: its overrides may be replaced
+    if Path("params.yaml").read_text() not in (head, wanted, last.exists() and last.read_text()):
         raise Fault("params.yaml has uncommitted edits: commit and push them, or pass them as -S key=value")
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text(wanted)
     return wanted
 
 

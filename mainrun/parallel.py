@@ -15,6 +15,8 @@ runner dies (Linux; a parent-death signal). One runner per repo: a second one, o
 runner's runs are still ending, says so and stops.
 """
 import argparse
+import atexit
+import contextlib
 import fcntl
 import json
 import math
@@ -138,7 +140,8 @@ def apply_overrides(overrides: list[str]) -> None:
 def stop_children(*_):
     _stopping.set()
     if _group["pgid"] is not None:
-        os.killpg(_group["pgid"], signal.SIGINT)  # the train stage checkpoints on SIGINT; dvc and the guard ignore it
+        with contextlib.suppress(ProcessLookupError):  # the train stage checkpoints on SIGINT; dvc, the guard ignore it
+            os.killpg(_group["pgid"], signal.SIGINT)
     for p in _children:
         if p.poll() is None and _group["pgid"] is None:
             os.killpg(p.pid, signal.SIGINT)
@@ -199,6 +202,7 @@ def start_guard(lock_fd: int) -> None:
     guard = subprocess.Popen([sys.executable, "-m", "mainrun.parallel", "--guard", str(os.getpid())], env=env,
                              preexec_fn=os.setpgrp, pass_fds=(lock_fd,))  # its own group, this session (runs join)
     _group.update(pgid=guard.pid, fds=(lock_fd,))
+    atexit.register(lambda: guard.poll() is None and (guard.terminate(), guard.wait()))  # the repo is free on exit
     os.ftruncate(lock_fd, 0)
     os.pwrite(lock_fd, json.dumps({"pid": os.getpid(), "pgid": guard.pid}).encode(), 0)
 

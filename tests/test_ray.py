@@ -90,6 +90,10 @@ def test_runs_over_two_ray_nodes_equal_a_local_run(tmp_path, cluster, monkeypatc
     print(again)
     assert "2/3 0 runs" in again and "the final dvc repro ran: nothing" in again, again
 
+    failed = sh(driver, *cmd, "-S", "variants.r1_adamw.lr=1.5e30", check=False)  # diverges at once
+    assert "1 run(s) failed: train@r1_adamw" in failed and "diverged" in failed, failed
+    assert "2/3 1 runs" in failed  # only the changed run was submitted
+
 
 def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
