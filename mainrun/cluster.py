@@ -114,23 +114,28 @@ def run_task(origin: str, commit: str, overrides: list[str], train: str, evaluat
     work = root / f"{commit[:10]}-{train.replace('@', '-')}-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if k not in ("MAINRUN_RUNS_PER_DEVICE", "MAINRUN_SLOT_DIR")}
     env.update(MAINRUN_NODE=node, DVC_NO_ANALYTICS="1")
-    log, times, procs = [], {}, []
+    root.mkdir(parents=True, exist_ok=True)
+    log, times, procs = root / f"{work.name}.log", {}, []
 
     def step(name, *cmd, cwd=work):
         t0 = time.time()
-        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
-        procs.append(p)
-        out = p.communicate()[0]
+        with open(log, "a") as f:
+            f.write(f"$ {' '.join(cmd)}\n")
+            f.flush()
+            start = f.tell()
+            p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+            procs.append(p)
+            while p.poll() is None:  # not a blocking wait: ray.cancel's KeyboardInterrupt lands between sleeps
+                time.sleep(0.2)
         times[name] = times.get(name, 0.0) + time.time() - t0
-        log.append(f"$ {' '.join(cmd)}\n{out}")
         if p.returncode:
             raise RuntimeError(f"{' '.join(cmd[:4])} failed (rc {p.returncode})")
-        return out
+        with open(log) as f:
+            f.seek(start)
+            return f.read()
 
     ran, rc = False, 0
     try:
-        root.mkdir(parents=True, exist_ok=True)
         step("clone", "git", "clone", "-q", "--no-checkout", origin, str(work), cwd=root)
         step("clone", "git", "checkout", "-q", commit)
         step("clone", "dvc", "config", "--local", "cache.dir", str(root / "dvc-cache"))  # shared by the node's runs
@@ -148,12 +153,14 @@ def run_task(origin: str, commit: str, overrides: list[str], train: str, evaluat
                 p.wait()
         raise
     except (RuntimeError, OSError) as e:
-        log.append(str(e))
+        with open(log, "a") as f:
+            f.write(f"{e}\n")
         rc = 1
+    tail = log.read_text()[-4000:] if log.exists() else ""
     if rc == 0:
         shutil.rmtree(work, ignore_errors=True)
-    return {"train": train, "rc": rc, "node": node, "ran": ran, "times": times, "log": "\n".join(log)[-4000:],
-            "folder": str(work)}
+        log.unlink(missing_ok=True)
+    return {"train": train, "rc": rc, "node": node, "ran": ran, "times": times, "log": tail, "folder": str(work)}
 
 
 def main(address: str, per_device: int, overrides: list[str]) -> int:
@@ -171,6 +178,7 @@ def main(address: str, per_device: int, overrides: list[str]) -> int:
 
 def drive(address: str, per_device: int, overrides: list[str]) -> int:
     t0, costs = time.time(), {}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where the parent ignored it
     if dvc("remote", "default", "--project").returncode:  # "No default remote set"
         raise Fault("no default DVC remote in .dvc/config for the workers to push to: dvc remote add -d NAME URL "
                     "(a bucket, SSH or a shared folder every node reaches), commit and push")
@@ -213,7 +221,8 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
                   + ", ".join(f"{k} {v:.0f}" for k, v in r["times"].items()) + ")", flush=True)
     except KeyboardInterrupt:
         for ref in pending:
-            ray.cancel(ref)
+            ray.cancel(ref)  # a KeyboardInterrupt in the task: it stops its run at a checkpoint
+        ray.wait(list(pending), num_returns=len(pending), timeout=120)  # let them stop before the job ends
         sys.exit(f"interrupted: {len(pending)} runs cancelled; the finished ones are on the remote, and the "
                  "same command submits the rest")
     costs["tasks"] = time.time() - t

@@ -95,6 +95,35 @@ def test_runs_over_two_ray_nodes_equal_a_local_run(tmp_path, cluster, monkeypatc
     assert "1 run(s) failed: train@r1_adamw" in failed and "diverged" in failed, failed
     assert "2/3 1 runs" in failed  # only the changed run was submitted
 
+    # Ctrl-C on the driver cancels the tasks: their trainers stop
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    long = subprocess.Popen([*cmd, "-S", "train.epochs=200"], cwd=driver, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while not trainers(tmp_path) and time.time() < deadline and long.poll() is None:
+        time.sleep(0.2)
+    assert trainers(tmp_path), long.communicate()[0]
+    os.kill(long.pid, signal.SIGINT)
+    out = long.communicate(timeout=120)[0]
+    assert long.returncode != 0 and "runs cancelled" in out, out
+    deadline = time.time() + 60
+    while trainers(tmp_path) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not trainers(tmp_path), "a cancelled run kept training"
+
+
+def trainers(under) -> list[int]:
+    """The train stages running in a node-local clone under this folder."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and "stages.train" in open(f"/proc/{d}/cmdline").read() and \
+                    os.readlink(f"/proc/{d}/cwd").startswith(str(under)):
+                found.append(int(d))
+        except OSError:
+            pass
+    return found
+
 
 def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
