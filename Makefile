@@ -8,7 +8,7 @@ PLOTS_TEMPLATE = .dvc/plots/offline.html
 
 install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
-	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest, xdist, vl_convert" 2>/dev/null \
+	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest, xdist, vl_convert, ray" 2>/dev/null \
 		|| $(PY) -m pip install -e ".[test,plots]"
 	@test -f $(PLOTS_TEMPLATE) || $(PY) -m mainrun.plots_template $(PLOTS_TEMPLATE)
 

@@ -37,6 +37,7 @@ def run_info(device) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return {"device": device.type, "device_name": name, "torch_threads": torch.get_num_threads(),
             "git_revision": git_revision(), "python": platform.python_version(),
+            "execution": {"node": os.environ.get("MAINRUN_NODE"), "host": platform.node(), "device": device.type},
             "versions": {p: _version(p) for p in ("torch", "tokenizers", "datasets", "dvc", "dvclive")}}
 
 

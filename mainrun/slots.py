@@ -6,6 +6,7 @@ runs-per-device slots on each visible GPU (or on the CPU), and each run takes th
 """
 import fcntl
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def holder() -> str:
+    """Who holds a slot, as the waiting runs name it: pid, command and folder."""
+    return f"pid {os.getpid()} {os.path.basename(sys.argv[0])} {' '.join(sys.argv[1:3])} in {os.getcwd()}"
+
+
 def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
     """Take a free slot for a run on `kind` ('cuda' or 'cpu') with n_devices of it visible; wait while all are busy."""
     per_device = int(os.environ.get(RUNS_PER_DEVICE, "0") or 0)
@@ -39,15 +45,20 @@ def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
     waited = False
     while True:
         for i in range(slots):  # slot i sits on device i % n_devices: the GPUs fill evenly
-            f = open(folder / f"{kind}-{i}.lock", "w")
+            f = open(folder / f"{kind}-{i}.lock", "a+")  # not "w": that would erase the holder's name
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 f.close()
                 continue
+            f.truncate(0)
+            f.write(holder())
+            f.flush()
             _held.append(f)
             return Slot(i % n_devices, max(1, cpu_cores() // slots), f"{kind}-{i}")
         if not waited:
-            print(f"all {slots} {kind} slots are busy: waiting for one to free up", flush=True)
+            held = "; ".join(f"{kind}-{i}: {(folder / f'{kind}-{i}.lock').read_text().strip() or '?'}"
+                             for i in range(slots))
+            print(f"all {slots} {kind} slots are busy ({held}): waiting for one to free up", flush=True)
             waited = True
         time.sleep(poll_s)

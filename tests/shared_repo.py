@@ -1,0 +1,41 @@
+"""A tiny repo with a bare git origin and a local-directory DVC remote beside it: what a team shares."""
+import hashlib
+import json
+import re
+import subprocess
+
+from tiny_repo import make_tiny_repo, sh
+
+VARIANTS = {"baseline": {"vocab_size": 300, "block_size": 16}, "r1_adamw": {"optimizer": "adamw", "lr": 3.0e-3}}
+
+
+def few_variants(params):
+    params["vocab_sizes"], params["vocab_size"] = [300], 300
+    params["variants"] = VARIANTS
+    params["noise"]["variants"] = []
+    params["studies"] = {"failed_attempts": False}  # the alt tokenizers' switch
+
+
+def shared_repo(tmp_path, name="a"):
+    """Clone `name` of a tiny repo whose `origin` is a bare git repo and whose default DVC remote is a folder."""
+    repo = make_tiny_repo(tmp_path / name, few_variants)
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], check=True)
+    sh(repo, "git", "remote", "add", "origin", str(tmp_path / "origin.git"))
+    sh(repo, "dvc", "remote", "add", "-d", "shared", str(tmp_path / "dvc-remote"))
+    sh(repo, "git", "commit", "-qam", "the team's DVC remote")
+    sh(repo, "git", "push", "-q", "origin", "HEAD:main")
+    return repo
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def results(repo) -> dict:
+    """What the runs computed: the weights' sha256 and the metrics, timings left out."""
+    weights = {n: hashlib.sha256((repo / "models" / n / "model.safetensors").read_bytes()).hexdigest() for n in VARIANTS}
+    metrics = {n: json.loads((repo / "metrics" / "eval" / f"{n}.json").read_text()) for n in VARIANTS}
+    for m in metrics.values():
+        for volatile in ("train_seconds", "tokens_per_second"):
+            m.pop(volatile)
+    return {"weights": weights, "metrics": metrics}
