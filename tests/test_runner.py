@@ -130,7 +130,7 @@ def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monke
     monkeypatch.setattr(parallel, "stale_runs", lambda: rounds.pop(0))
     monkeypatch.setattr(parallel, "upstream", lambda: None)
     monkeypatch.setattr(parallel, "devices", lambda: 1)
-    monkeypatch.delenv(slots.RUNS_PER_DEVICE, raising=False)  # main() sets it: it must not outlive this test, or
+    monkeypatch.setenv(slots.RUNS_PER_DEVICE, "1")  # main() sets it: recorded here so it does not outlive this test, or
     # every later in-process train() on this worker claims a slot it never frees, until one waits forever
     ran = []
     monkeypatch.setattr(parallel, "run_one", lambda pair: ran.append(pair[0]) or (pair[0], 0, 0.0, tmp_path))
