@@ -9,21 +9,19 @@ each its GPU share (num_gpus=1/N); the file-lock slots are off under Ray.
 """
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import yaml
 
-from .parallel import LOG_DIR, Busy, apply_overrides, claim_repo, dvc, enabled, stale_runs, upstream
-
-WORKDIR = "MAINRUN_RAY_WORKDIR"  # where a node keeps its clones and its shared DVC cache (default: the temp dir)
+from . import guard as guard_module, repo, task as task_module
+from .repo import LOG_DIR, apply_overrides, dvc, enabled, stale_runs, upstream
+from .task import AUTO_DEVICE, Attempts, run_task
 
 
 class Fault(Exception):
@@ -63,12 +61,7 @@ def params_with(overrides: list[str]) -> str:
     head = git("show", "HEAD:params.yaml", check=True).stdout
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "params.yaml").write_text(head)
-        cwd = os.getcwd()
-        os.chdir(tmp)
-        try:
-            apply_overrides(overrides)
-        finally:
-            os.chdir(cwd)
+        apply_overrides(overrides, str(Path(tmp, "params.yaml")))
         wanted = Path(tmp, "params.yaml").read_text()
     last = LOG_DIR / "ray-params.yaml"  # what the last submission wrote: its overrides may be replaced
     if Path("params.yaml").read_text() not in (head, wanted, last.exists() and last.read_text()):
@@ -97,104 +90,92 @@ def connect(address: str):
     return ray
 
 
-def device_override(ray, overrides: list[str]) -> list[str]:
-    """The device the workers have, made explicit: configure then resolves `auto` for them, not for the driver."""
+def auto_device(ray, overrides: list[str]) -> str | None:
+    """What `train.device: auto` means for this submission: the cluster's device (configure resolves it here, on
+    the driver, for the workers). None when the commit or an override names the device. It is not written into
+    params.yaml: the runner's own choice stays out of the user's files (MAINRUN_AUTO_DEVICE tells configure)."""
     train = (yaml.safe_load(git("show", "HEAD:params.yaml", check=True).stdout) or {}).get("train") or {}
     if any(o.split("=", 1)[0].lstrip("+") == "train.device" for o in overrides) or train.get("device", "auto") != "auto":
-        return overrides
-    return [*overrides, f"train.device={'cuda' if ray.cluster_resources().get('GPU', 0) > 0 else 'cpu'}"]
-
-
-def run_task(origin: str, commit: str, overrides: list[str], train: str, evaluate: str | None) -> dict:
-    """One run on a Ray worker: clone, restore, train and evaluate, push. Imports only the standard library and Ray,
-    so a node needs git, DVC and the project's dependencies, not this module."""
-    import ray
-    node = ray.get_runtime_context().get_node_id()
-    root = Path(os.environ.get(WORKDIR) or tempfile.gettempdir()) / "mainrun-ray"
-    work = root / f"{commit[:10]}-{train.replace('@', '-')}-{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if k not in ("MAINRUN_RUNS_PER_DEVICE", "MAINRUN_SLOT_DIR")}
-    env.update(MAINRUN_NODE=node, DVC_NO_ANALYTICS="1")
-    root.mkdir(parents=True, exist_ok=True)
-    log, times, procs = root / f"{work.name}.log", {}, []
-
-    def step(name, *cmd, cwd=work):
-        t0 = time.time()
-        with open(log, "a") as f:
-            f.write(f"$ {' '.join(cmd)}\n")
-            f.flush()
-            start = f.tell()
-            p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-            procs.append(p)
-            while p.poll() is None:  # not a blocking wait: ray.cancel's KeyboardInterrupt lands between sleeps
-                time.sleep(0.2)
-        times[name] = times.get(name, 0.0) + time.time() - t0
-        if p.returncode:
-            raise RuntimeError(f"{' '.join(cmd[:4])} failed (rc {p.returncode})")
-        with open(log) as f:
-            f.seek(start)
-            return f.read()
-
-    ran, rc = False, 0
-    try:
-        step("clone", "git", "clone", "-q", "--no-checkout", origin, str(work), cwd=root)
-        step("clone", "git", "checkout", "-q", commit)
-        step("clone", "dvc", "config", "--local", "cache.dir", str(root / "dvc-cache"))  # shared by the node's runs
-        if overrides:
-            step("clone", sys.executable, "-c", "import sys; from dvc.utils.hydra import apply_overrides; "
-                 "apply_overrides('params.yaml', sys.argv[1:])", *overrides)
-        target = evaluate or train
-        out = step("run", "dvc", "repro", "--pull", target)  # upstream restored from the run-cache, then the run
-        ran = f"Running stage '{train}'" in out
-        step("push", "dvc", "push", "--run-cache", *[s for s in (train, evaluate) if s])
-    except KeyboardInterrupt:  # ray.cancel: stop the run at a checkpoint, as Ctrl-C does locally
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
-                p.wait()
-        raise
-    except (RuntimeError, OSError) as e:
-        with open(log, "a") as f:
-            f.write(f"{e}\n")
-        rc = 1
-    tail = log.read_text()[-4000:] if log.exists() else ""
-    if rc == 0:
-        shutil.rmtree(work, ignore_errors=True)
-        log.unlink(missing_ok=True)
-    return {"train": train, "rc": rc, "node": node, "ran": ran, "times": times, "log": tail, "folder": str(work)}
+        return None
+    return "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
 
 
 def main(address: str, per_device: int, overrides: list[str]) -> int:
-    try:
-        lock_fd = claim_repo()
-    except Busy as e:
-        sys.exit(f"error: {e}")
+    repo.hold_repo()  # the repo lock, and a guard: what the driver starts (the final dvc repro --pull) ends with it
     try:
         return drive(address, per_device, overrides)
     except Fault as e:
         sys.exit(f"error: {e}")
-    finally:
-        os.close(lock_fd)
+
+
+def default_remote() -> str:
+    p = dvc("remote", "default", "--project")
+    if p.returncode or not p.stdout.strip():  # "No default remote set"
+        raise Fault("no default DVC remote in .dvc/config for the workers to push to: dvc remote add -d NAME URL "
+                    "(a bucket, SSH or a shared folder every node reaches), commit and push")
+    return p.stdout.strip()
+
+
+def verifies(remote: str) -> bool:
+    return dvc("config", f"remote.{remote}.verify").stdout.strip().lower() in ("true", "1", "yes")
+
+
+def cancel(ray, pending: dict) -> None:
+    """Ctrl-C: each running task gets Ctrl-C and stops its run at a checkpoint; the driver waits for each to end,
+    saying so (a second Ctrl-C kills them at once: their guards still stop the trainers)."""
+    print(f"interrupted: cancelling {len(pending)} runs; each stops at a checkpoint (Ctrl-C again: kill them now)",
+          flush=True)
+    force = False
+    for ref in pending:
+        ray.cancel(ref)
+    t0 = time.time()
+    while pending:
+        try:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        except KeyboardInterrupt:
+            if force:
+                continue
+            force = True
+            print("  killing them now", flush=True)
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            continue
+        for ref in done:
+            print(f"  stopped: {pending.pop(ref)} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def line(r: dict, tries: list[str]) -> str:
+    state = "FAILED" if r["rc"] else "done" if r["ran"] else "restored"
+    retried = f", try {len(tries)}: node {', node '.join(n[:8] for n in tries[:-1])} was lost" if len(tries) > 1 else ""
+    why = f": {r['error']}" if r.get("error") else ""
+    return (f"  {state}: {r['train']} on node {r['node'][:8]}{retried} ({sum(r['times'].values()):.0f} s: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in r["times"].items()) + f"){why}")
 
 
 def drive(address: str, per_device: int, overrides: list[str]) -> int:
     t0, costs = time.time(), {}
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where the parent ignored it
-    if dvc("remote", "default", "--project").returncode:  # "No default remote set"
-        raise Fault("no default DVC remote in .dvc/config for the workers to push to: dvc remote add -d NAME URL "
-                    "(a bucket, SSH or a shared folder every node reaches), commit and push")
+    remote = default_remote()
     origin, commit = origin_and_commit()
     ray = connect(address)
     costs["ray.init"] = time.time() - t0
-    overrides = device_override(ray, overrides)
+    device = auto_device(ray, overrides)
+    if device:  # configure resolves `auto` for the workers, not for this machine
+        os.environ[AUTO_DEVICE] = device
     Path("params.yaml").write_text(params_with(overrides))
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    print(f"1/3 upstream stages: dvc repro configure, then dvc push (commit {commit[:10]}, {' '.join(overrides)})",
-          flush=True)
+    chosen = f"; train.device auto means {device} here (the cluster's), not written to params.yaml" if device else ""
+    print(f"1/3 upstream stages: dvc repro configure, then dvc push (commit {commit[:10]}"
+          f"{', ' + ' '.join(overrides) if overrides else ''}{chosen})", flush=True)
+    if not verifies(remote):
+        print(f"note: the DVC remote '{remote}' does not verify downloads, so this machine would take a damaged "
+              f"object for a result; the nodes do verify: dvc remote modify {remote} verify true (docs/sharing.md)",
+              flush=True)
     upstream()
     t = time.time()
     pushed = dvc("push", "--run-cache", "--with-deps", "configure")
     if pushed.returncode:
-        raise Fault(f"dvc push to the default remote failed: {(pushed.stderr or pushed.stdout).strip()[-300:]}")
+        raise Fault(f"push to the DVC remote '{remote}' failed: {task_module.cause(pushed.stderr + pushed.stdout)}")
     costs["driver push"] = time.time() - t
     runs = [pair for pair in stale_runs() if enabled(pair[0])]  # switched-off studies: the final repro marks them
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -202,37 +183,43 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     resources = {"num_gpus": 1 / per_device, "num_cpus": 1} if gpus else {"num_cpus": max(1, min(cpus) // per_device)}
     print(f"2/3 {len(runs)} runs on the Ray cluster at {address} ({'GPU' if gpus else 'CPU'} cluster, "
           f"{resources} each)", flush=True)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the nodes need not have this version installed
+    for module in (guard_module, task_module):  # the nodes need not have this version installed
+        ray.cloudpickle.register_pickle_by_value(module)
     task = ray.remote(max_retries=2, **resources)(run_task)
-    pending = {task.remote(origin, commit, overrides, *pair): pair[0] for pair in runs}
-    results, t = [], time.time()
+    attempts = ray.remote(num_cpus=0)(Attempts).remote()
+    pending = {task.remote(origin, commit, overrides, *pair, remote, device or "", attempts): pair[0]
+               for pair in runs}
+    results, t, seen = [], time.time(), set()
     try:
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            if not done:
+                continue
             name = pending.pop(done[0])
             try:
                 r = ray.get(done[0])
             except Exception as e:  # the task itself died (node lost past its retries, out of memory, ...)
-                r = {"train": name, "rc": 1, "node": "?", "ran": False, "times": {}, "log": str(e)[-2000:],
-                     "folder": "?"}
+                r = {"train": name, "rc": 1, "error": f"the Ray task died: {type(e).__name__}", "node": "?",
+                     "ran": False, "times": {}, "log": str(e)[-2000:], "folder": "?", "cleared": []}
             results.append(r)
-            state = "FAILED" if r["rc"] else "done" if r["ran"] else "restored"
-            print(f"  {state}: {name} on node {r['node'][:8]} ({sum(r['times'].values()):.0f} s: "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in r["times"].items()) + ")", flush=True)
+            tries = ray.get(attempts.of.remote(name))
+            seen.update(tries)
+            print(line(r, tries), flush=True)
+            for clone, size in r["cleared"]:
+                print(f"  removed an abandoned clone on node {r['node'][:8]}: {clone} ({size / 1e6:.1f} MB)", flush=True)
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref)  # a KeyboardInterrupt in the task: it stops its run at a checkpoint
-        ray.wait(list(pending), num_returns=len(pending), timeout=120)  # let them stop before the job ends
-        sys.exit(f"interrupted: {len(pending)} runs cancelled; the finished ones are on the remote, and the "
-                 "same command submits the rest")
+        cancel(ray, pending)
+        sys.exit("interrupted: the cancelled runs stopped; the finished ones are on the remote, and the same command "
+                 "submits the rest")
     costs["tasks"] = time.time() - t
     failed = [r for r in results if r["rc"]]
     for r in failed:
         print(f"--- {r['train']} on node {r['node']} (its clone is kept there: {r['folder']}) ---\n{r['log']}",
               file=sys.stderr)
     if failed:
-        sys.exit(f"error: {len(failed)} run(s) failed: {', '.join(r['train'] for r in failed)}; their logs are above, "
-                 "the other runs are on the remote; fix and run this command again")
+        sys.exit(f"error: {len(failed)} run(s) failed: " + "; ".join(f"{r['train']} ({r['error'] or 'see its log'})"
+                                                                  for r in failed)
+                 + "; their logs are above, the other runs are on the remote; fix and run this command again")
     print("3/3 dvc repro --pull (every run restored from the remote, then the report)", flush=True)
     t = time.time()
     (LOG_DIR / "final.log").unlink(missing_ok=True)
@@ -241,7 +228,13 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     ran = re.findall(r"Running stage '([^']+)'", (LOG_DIR / "final.log").read_text())
     if last.returncode:
         sys.exit(f"error: the final dvc repro --pull failed; see {LOG_DIR / 'final.log'}")
-    nodes = sorted({r["node"][:8] for r in results})
-    print(f"finished in {time.time() - t0:.0f} s on {len(nodes)} node(s) {' '.join(nodes)}; the final dvc repro ran: "
-          f"{', '.join(ran) or 'nothing'}; " + ", ".join(f"{k} {v:.1f} s" for k, v in costs.items()))
+    retrained = [s for s in ran if s in {r["train"] for r in results}]
+    if retrained:
+        print(f"note: {', '.join(retrained)} did not restore from the remote (an object missing or damaged) and "
+              "trained here; see docs/sharing.md", flush=True)
+    nodes = sorted(n[:8] for n in seen | {r["node"] for r in results})
+    lost = sorted(n[:8] for n in seen - {r["node"] for r in results})
+    print(f"finished in {time.time() - t0:.0f} s on {len(nodes)} node(s) {' '.join(nodes)}"
+          f"{' (lost: ' + ' '.join(lost) + ')' if lost else ''}; the final dvc repro ran: {', '.join(ran) or 'nothing'}; "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in costs.items()))
     return 0
