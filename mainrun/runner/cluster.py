@@ -7,6 +7,7 @@ their run-cache entries. At the end the driver restores every run with `dvc repr
 and report look as after a local `dvc repro`, and only the driver writes dvc.lock. Ray places the tasks and gives
 each its GPU share (num_gpus=1/N); the file-lock slots are off under Ray.
 """
+import contextlib
 import os
 import re
 import signal
@@ -73,7 +74,8 @@ def params_with(overrides: list[str]) -> str:
 
 def connect(address: str):
     try:
-        import ray
+        with without_ip_probe_warning():
+            import ray
     except ImportError:
         raise Fault("Ray is not installed: pip install -e '.[cluster]'") from None
     fix = "start one with `ray start --head`, or pass the address it printed"
@@ -84,10 +86,32 @@ def connect(address: str):
         except OSError as e:
             raise Fault(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): {fix}") from None
     try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        with without_ip_probe_warning():
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     except Exception as e:  # ConnectionError, or a timeout, by version
         raise Fault(f"cannot reach the Ray cluster at {address} ({type(e).__name__}): {fix}") from None
     return ray
+
+
+@contextlib.contextmanager
+def without_ip_probe_warning():
+    """Ray's core finds this machine's address by opening a UDP socket towards 8.8.8.8; where no route leads out
+    (a private or loopback-only network) it warns `Failed to determine local IP via external connectivity`, then
+    resolves the hostname, which is what a cluster node declares anyway. That warning is dropped; the rest of what
+    Ray writes to stderr meanwhile is passed on."""
+    with tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if "Failed to determine local IP via external connectivity" not in line:
+                    sys.stderr.write(line)
 
 
 def auto_device(ray, overrides: list[str]) -> str | None:
