@@ -38,8 +38,8 @@ def main():
         total = sum(v or 0.0 for v in row.values())
         where = run.get("execution") or {}  # slot and threads: older run.json files; torch_threads: today's
         slot = f"{where['slot']}, " if where.get("slot") else ""
-        print(f"{name:<24}{cells}{total:>9.2f}  {run['device']} ({slot}{where.get('threads', run.get('torch_threads', '?'))} "
-              "threads)")
+        threads = where.get("threads", run.get("torch_threads", "?"))
+        print(f"{name:<24}{cells}{total:>9.2f}  {run['device']} ({slot}{threads} threads)")
     busy = sum(totals.values())
     print(f"{'all runs':<24}" + "".join(f"{totals[c]:>11.2f}" for c in COLUMNS) + f"{busy:>9.2f}")
     print("share: " + ", ".join(f"{c} {totals[c] / busy:.0%}" for c in COLUMNS))

@@ -119,7 +119,8 @@ def auto_device(ray, overrides: list[str]) -> str | None:
     the driver, for the workers). None when the commit or an override names the device. It is not written into
     params.yaml: the runner's own choice stays out of the user's files (MAINRUN_AUTO_DEVICE tells configure)."""
     train = (yaml.safe_load(git("show", "HEAD:params.yaml", check=True).stdout) or {}).get("train") or {}
-    if any(o.split("=", 1)[0].lstrip("+") == "train.device" for o in overrides) or train.get("device", "auto") != "auto":
+    named = any(o.split("=", 1)[0].lstrip("+") == "train.device" for o in overrides)
+    if named or train.get("device", "auto") != "auto":
         return None
     return "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
 
@@ -230,7 +231,8 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
             seen.update(tries)
             print(line(r, tries), flush=True)
             for clone, size in r["cleared"]:
-                print(f"  removed an abandoned clone on node {r['node'][:8]}: {clone} ({size / 1e6:.1f} MB)", flush=True)
+                print(f"  removed an abandoned clone on node {r['node'][:8]}: {clone} ({size / 1e6:.1f} MB)",
+                      flush=True)
     except KeyboardInterrupt:
         cancel(ray, pending)
         sys.exit("interrupted: the cancelled runs stopped; the finished ones are on the remote, and the same command "
@@ -259,6 +261,6 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     nodes = sorted(n[:8] for n in seen | {r["node"] for r in results})
     lost = sorted(n[:8] for n in seen - {r["node"] for r in results})
     print(f"finished in {time.time() - t0:.0f} s on {len(nodes)} node(s) {' '.join(nodes)}"
-          f"{' (lost: ' + ' '.join(lost) + ')' if lost else ''}; the final dvc repro ran: {', '.join(ran) or 'nothing'}; "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in costs.items()))
+          f"{' (lost: ' + ' '.join(lost) + ')' if lost else ''}; "
+          f"the final dvc repro ran: {', '.join(ran) or 'nothing'}; " + ", ".join(f"{k} {v:.1f} s" for k, v in costs.items()))
     return 0

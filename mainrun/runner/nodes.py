@@ -20,7 +20,8 @@ def free_port() -> int:
 
 
 def alive(address: str, env: dict) -> int:
-    count = f"import ray; ray.init(address='{address}', logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
+    count = (f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
+             "print(sum(n['Alive'] for n in ray.nodes()))")
     out = subprocess.run([sys.executable, "-c", count], env=env, capture_output=True, text=True).stdout.strip()
     return int(out) if out.isdigit() else 0
 
