@@ -86,6 +86,16 @@ def run_task(origin: str, commit: str, overrides: list[str], train: str, evaluat
              device: str, attempts=None, node: str | None = None) -> dict:
     """Clone, restore, train and evaluate, push; returns what the driver prints. node: the Ray node's id (asked
     of Ray when None)."""
+    # a Ray worker blocks SIGINT (its raylet does, and the mask is inherited), and so would every process this task
+    # starts: a run's Ctrl-C would stay pending and it would train on. Unblocked while the task runs.
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        return _run(origin, commit, overrides, train, evaluate, remote, device, attempts, node)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, node) -> dict:
     if node is None:
         import ray
         node = ray.get_runtime_context().get_node_id()
