@@ -171,7 +171,8 @@ def cancel(ray, pending: dict) -> None:
 
 def line(r: dict, tries: list[str]) -> str:
     state = "FAILED" if r["rc"] else "done" if r["ran"] else "restored"
-    retried = f", try {len(tries)}: node {', node '.join(n[:8] for n in tries[:-1])} was lost" if len(tries) > 1 else ""
+    retried = (f", try {len(tries)}: the earlier on node {', '.join(n[:8] for n in tries[:-1])} lost its worker"
+               if len(tries) > 1 else "")
     why = f": {r['error']}" if r.get("error") else ""
     return (f"  {state}: {r['train']} on node {r['node'][:8]}{retried} ({sum(r['times'].values()):.0f} s: "
             + ", ".join(f"{k} {v:.0f}" for k, v in r["times"].items()) + f"){why}")
@@ -258,9 +259,7 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     if retrained:
         print(f"note: {', '.join(retrained)} did not restore from the remote (an object missing or damaged) and "
               "trained here; see docs/sharing.md", flush=True)
-    nodes = sorted(n[:8] for n in seen | {r["node"] for r in results})
-    lost = sorted(n[:8] for n in seen - {r["node"] for r in results})
-    print(f"finished in {time.time() - t0:.0f} s on {len(nodes)} node(s) {' '.join(nodes)}"
-          f"{' (lost: ' + ' '.join(lost) + ')' if lost else ''}; "
+    nodes = sorted(n[:8] for n in seen | {r["node"] for r in results})  # every node a run started on
+    print(f"finished in {time.time() - t0:.0f} s on {len(nodes)} node(s) {' '.join(nodes)}; "
           f"the final dvc repro ran: {', '.join(ran) or 'nothing'}; " + ", ".join(f"{k} {v:.1f} s" for k, v in costs.items()))
     return 0
