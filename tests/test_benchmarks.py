@@ -41,3 +41,13 @@ def test_where_time_goes_reads_todays_run_json(tmp_path):
                        text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[1].split()[0] == "a" and p.stdout.splitlines()[1].endswith("cpu (2 threads)")
+
+
+def test_throughput_runs_on_tiny_models():
+    """A smoke test of the script (its figures are measured elsewhere): each model runs its steps and prints a line."""
+    p = subprocess.run([sys.executable, ROOT / "benchmarks" / "throughput.py", "--tiny", "--steps", "1", "--device",
+                        "cpu"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.splitlines()
+    assert [line.split(":")[0].strip() for line in lines] == ["baseline", "full_stack"], p.stdout
+    assert all("tokens/s" in line and "on cpu" in line for line in lines), p.stdout
