@@ -221,3 +221,35 @@ def test_a_killed_ray_drivers_collector_ends_with_it(tmp_path, monkeypatch):
         guard.claim_repo()
     (tmp_path / "release").touch()
     assert gone(collector), "the collector outlived its driver"
+
+
+def test_the_ray_drivers_device_choice_stays_out_of_params_yaml(tmp_path, monkeypatch):
+    from mainrun import configure
+    from mainrun.runner import cluster
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cluster, "LOG_DIR", tmp_path / "logs")
+    (tmp_path / "params.yaml").write_text("train:\n  device: auto\n  lr: 0.1\n")
+    for cmd in (["init", "-q"], ["add", "params.yaml"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "p"]):
+        subprocess.run(["git", *cmd], check=True)
+
+    class Cluster:  # what auto_device asks of Ray
+        def __init__(self, gpus):
+            self.gpus = gpus
+
+        def cluster_resources(self):
+            return {"CPU": 4, "GPU": self.gpus} if self.gpus else {"CPU": 4}
+    assert cluster.auto_device(Cluster(2), []) == "cuda" and cluster.auto_device(Cluster(0), []) == "cpu"
+    assert cluster.auto_device(Cluster(2), ["train.device=cpu"]) is None  # the user chose
+    assert "device: auto" in cluster.params_with(["train.lr=0.2"]) and "lr: 0.2" in cluster.params_with(["train.lr=0.2"])
+    monkeypatch.setenv(configure.AUTO_DEVICE, "cuda")  # what the driver sets for configure
+    assert configure.cuda_visible()
+    monkeypatch.setenv(configure.AUTO_DEVICE, "cpu")
+    assert not configure.cuda_visible()
+
+
+def test_a_retried_runs_line_says_so():
+    from mainrun.runner.cluster import line
+    r = {"train": "train@a", "rc": 0, "ran": True, "node": "bbbbbbbbbbbb", "times": {"run": 30.0}, "error": ""}
+    assert line(r, ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]).strip() == \
+        "done: train@a on node bbbbbbbb, try 2: the earlier on node aaaaaaaa lost its worker (30 s: run 30)"
+    assert "try" not in line(r, ["bbbbbbbbbbbb"])
