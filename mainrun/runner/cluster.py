@@ -261,5 +261,6 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
               "trained here; see docs/sharing.md", flush=True)
     nodes = sorted(n[:8] for n in seen | {r["node"] for r in results})  # every node a run started on
     print(f"finished in {time.time() - t0:.0f} s on {len(nodes)} node(s) {' '.join(nodes)}; "
-          f"the final dvc repro ran: {', '.join(ran) or 'nothing'}; " + ", ".join(f"{k} {v:.1f} s" for k, v in costs.items()))
+          f"the final dvc repro ran: {', '.join(ran) or 'nothing'}; "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in costs.items()))
     return 0
