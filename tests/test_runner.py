@@ -49,7 +49,7 @@ def gone(pid: int, within_s: float = HANG_CEILING_S) -> bool:
     return False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard uses Linux's parent-death signal")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard reads its process group from /proc")
 def test_runs_end_with_a_killed_runner_and_a_new_runner_says_they_are_ending(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner, run = start_runner(tmp_path)
