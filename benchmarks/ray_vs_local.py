@@ -9,8 +9,6 @@ tasks, the final `dvc repro --pull`).
 """
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from mainrun.profile import overrides  # noqa: E402
+from mainrun.runner.nodes import local_cluster  # noqa: E402
 
 
 def sh(cwd, *cmd, env=None):
@@ -60,33 +59,13 @@ def main():
     local_s, local_out = timed(work / "local", sys.executable, "-m", "mainrun.parallel", "-j", "2", *sets, env=env)
     print(f"local -j 2: {local_s:.0f} s\n{local_out.splitlines()[-1]}", flush=True)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    node = ["ray", "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     t0 = time.time()
-    procs = [subprocess.Popen([*node, "--head", f"--port={port}", "--include-dashboard=false"], env=env,
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-             subprocess.Popen([*node, f"--address=127.0.0.1:{port}"], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        count = (f"import ray; ray.init(address='127.0.0.1:{port}', logging_level='ERROR'); "
-                 "print(sum(n['Alive'] for n in ray.nodes()))")
-        while subprocess.run([sys.executable, "-c", count], env=env, capture_output=True, text=True).stdout.strip() != "2":
-            time.sleep(1)
+    with local_cluster([{}, {}], env) as address:  # two `ray start` nodes on this machine, one CPU each
         up_s = time.time() - t0
         print(f"2-node cluster up in {up_s:.0f} s", flush=True)
-        ray_s, ray_out = timed(work / "driver", sys.executable, "-m", "mainrun.parallel", "--ray",
-                               f"127.0.0.1:{port}", *sets, env=env)
+        ray_s, ray_out = timed(work / "driver", sys.executable, "-m", "mainrun.parallel", "--ray", address, *sets,
+                               env=env)
         print(f"--ray on 2 nodes: {ray_s:.0f} s (+ {up_s:.0f} s cluster start-up)\n{ray_out}", flush=True)
-    finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
     if not args.keep:
         import shutil
         shutil.rmtree(work, ignore_errors=True)

@@ -1,6 +1,6 @@
 """Benchmark (not a test): training tokens/s and peak memory of the baseline and the full stack at Mainrun size.
 
-    python benchmarks/throughput.py [--steps 5] [--device auto|cpu|cuda] [--compile] [--bf16 auto|on|off]
+    python benchmarks/throughput.py [--steps 5] [--device auto|cpu|cuda] [--compile] [--bf16 auto|on|off] [--tiny]
 
 Each model runs in its own process so peak memory is its own. Prints one line per model.
 """
@@ -19,6 +19,8 @@ MODELS = {
 }
 
 
+# --tiny: the test suite's tiny profile sizes (a smoke test of the script, not a measurement)
+TINY = ({"vocab_size": 300, "block_size": 16, "n_layer": 1, "n_head": 2, "d_model": 16}, {"batch_size": 4})
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, per the vendors' sheets
 
 
@@ -27,7 +29,7 @@ def flops_per_token(cfg, params: int) -> float:
     return 6 * params + 12 * cfg.n_layer * cfg.d_model * cfg.block_size
 
 
-def measure(name: str, steps: int, device_name: str, compile_model: bool, bf16: str) -> dict:
+def measure(name: str, steps: int, device_name: str, compile_model: bool, bf16: str, tiny=False) -> dict:
     """Times mainrun.train.train_step, the real step, over `steps` steps with one host sync at the end."""
     import torch
 
@@ -37,6 +39,8 @@ def measure(name: str, steps: int, device_name: str, compile_model: bool, bf16: 
     from mainrun.train import get_batch, make_optimizer, make_scheduler, train_step
 
     model_kw, train_kw = MODELS[name]
+    if tiny:
+        model_kw, train_kw = {**model_kw, **TINY[0]}, {**train_kw, **TINY[1]}
     bf16_setting = {"auto": "auto", "on": True, "off": False}[bf16]
     cfg = GPTConfig(**model_kw)
     tc = TrainConfig(**train_kw, device=device_name, compile=compile_model, bf16=bf16_setting)
@@ -84,15 +88,16 @@ def main():
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="auto: on CUDA only")
+    ap.add_argument("--tiny", action="store_true", help="tiny models (the test suite's smoke test)")
     ap.add_argument("--only", choices=list(MODELS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only:
-        print(json.dumps(measure(args.only, args.steps, args.device, args.compile, args.bf16)))
+        print(json.dumps(measure(args.only, args.steps, args.device, args.compile, args.bf16, args.tiny)))
         return
     for name in MODELS:
         cmd = [sys.executable, __file__, "--only", name, "--steps", str(args.steps), "--device", args.device,
-               "--bf16", args.bf16]
-        out = subprocess.run(cmd + (["--compile"] if args.compile else []), capture_output=True, text=True, check=True)
+               "--bf16", args.bf16] + (["--compile"] if args.compile else []) + (["--tiny"] if args.tiny else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         mfu = "—" if r["mfu"] is None else f"{r['mfu']:.1%}"
         print(f"{r['model']:>10}: {r['tokens_per_s']:>9,} tokens/s  {r['step_ms']:>8} ms/step  {r['tflops']} TFLOP/s "

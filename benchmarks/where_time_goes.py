@@ -36,8 +36,10 @@ def main():
             totals[c] += row[c] or 0.0
         cells = "".join(f"{'-' if row[c] is None else f'{row[c]:.2f}':>11}" for c in COLUMNS)
         total = sum(v or 0.0 for v in row.values())
-        print(f"{name:<24}{cells}{total:>9.2f}  {run['device']} ({run['execution']['slot']}, "
-              f"{run['execution']['threads']} threads)")
+        where = run.get("execution") or {}  # slot and threads: older run.json files; torch_threads: today's
+        slot = f"{where['slot']}, " if where.get("slot") else ""
+        threads = where.get("threads", run.get("torch_threads", "?"))
+        print(f"{name:<24}{cells}{total:>9.2f}  {run['device']} ({slot}{threads} threads)")
     busy = sum(totals.values())
     print(f"{'all runs':<24}" + "".join(f"{totals[c]:>11.2f}" for c in COLUMNS) + f"{busy:>9.2f}")
     print("share: " + ", ".join(f"{c} {totals[c] / busy:.0%}" for c in COLUMNS))

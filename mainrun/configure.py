@@ -3,6 +3,7 @@
 A run is a variant, or a variant at an extra seed from `noise`. Its file holds the resolved model and training
 settings and the fingerprint of the tokenized data it reads: a file that did not change means nothing to redo.
 """
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,7 +71,12 @@ def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: b
     return RunConfig(name, model, train, data)
 
 
+AUTO_DEVICE = "MAINRUN_AUTO_DEVICE"  # cuda|cpu: what `device: auto` means here; the Ray driver sets the cluster's
+
+
 def cuda_visible() -> bool:
+    if os.environ.get(AUTO_DEVICE):
+        return os.environ[AUTO_DEVICE] == "cuda"
     import torch
     return torch.cuda.is_available()
 

@@ -22,6 +22,7 @@ def shared_repo(tmp_path, name="a"):
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], check=True)
     sh(repo, "git", "remote", "add", "origin", str(tmp_path / "origin.git"))
     sh(repo, "dvc", "remote", "add", "-d", "shared", str(tmp_path / "dvc-remote"))
+    sh(repo, "dvc", "remote", "modify", "shared", "verify", "true")  # a damaged object re-runs (docs/sharing.md)
     sh(repo, "git", "commit", "-qam", "the team's DVC remote")
     sh(repo, "git", "push", "-q", "origin", "HEAD:main")
     return repo

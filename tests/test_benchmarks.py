@@ -27,3 +27,27 @@ def test_where_time_goes_needs_a_finished_dag(tmp_path):
     p = subprocess.run([sys.executable, ROOT / "benchmarks" / "where_time_goes.py", tmp_path],
                        capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.strip() == f"error: no models/*/run.json under {tmp_path}: run the DAG first"
+
+
+def test_where_time_goes_reads_todays_run_json(tmp_path):
+    """run.json as the train stage writes it now: `execution` names the node, host and device, `torch_threads`
+    the threads (the slot is not recorded)."""
+    (tmp_path / "models" / "a").mkdir(parents=True)
+    (tmp_path / "models" / "a" / "run.json").write_text(json.dumps(
+        {"timing": {"startup": 7.2, "setup": 5.4, "first_step": 0.8, "save": 0.02}, "train_seconds": 23.2,
+         "eval_seconds": 3.7, "device": "cpu", "torch_threads": 2,
+         "execution": {"node": None, "host": "vm", "device": "cpu"}}))
+    p = subprocess.run([sys.executable, ROOT / "benchmarks" / "where_time_goes.py", tmp_path], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[1].split()[0] == "a" and p.stdout.splitlines()[1].endswith("cpu (2 threads)")
+
+
+def test_throughput_runs_on_tiny_models():
+    """A smoke test of the script (its figures are measured elsewhere): each model runs its steps and prints a line."""
+    p = subprocess.run([sys.executable, ROOT / "benchmarks" / "throughput.py", "--tiny", "--steps", "1", "--device",
+                        "cpu"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.splitlines()
+    assert [line.split(":")[0].strip() for line in lines] == ["baseline", "full_stack"], p.stdout
+    assert all("tokens/s" in line and "on cpu" in line for line in lines), p.stdout

@@ -3,19 +3,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
+from mainrun.runner.nodes import free_port, local_cluster
 from shared_repo import VARIANTS, results, shared_repo
 from tiny_repo import sh
 
 pytestmark = pytest.mark.slow
-NODE = ["ray", "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+HANG_CEILING_S = 900  # the waits below are for events; this only turns a hang into a failure, whatever the load
 # Ray's GCS server and raylets listen on every interface whatever --node-ip-address says (ray 2.60), so the cluster
 # test runs in a network namespace of its own that has only loopback: nothing it starts is reachable from outside.
 IN_LOOPBACK_NAMESPACE = os.environ.get("MAINRUN_RAY_NETNS") == "1"
@@ -34,52 +35,63 @@ def test_the_cluster_test_runs_where_only_loopback_exists():
     assert p.returncode == 0 and "1 passed" in p.stdout, p.stdout[-4000:] + p.stderr[-2000:]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(procs):
-    """End the Ray nodes this test started: their process groups, SIGTERM then SIGKILL."""
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
 @pytest.fixture
 def cluster(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
-    port, temp = free_port(), tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
-    quiet = {"start_new_session": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = []
-    try:  # each node its own disk for clones and DVC cache (MAINRUN_RAY_WORKDIR), as on separate machines
-        procs.append(subprocess.Popen([*NODE, "--head", f"--port={port}", "--include-dashboard=false",
-                                       f"--temp-dir={temp}"], env={**env, "MAINRUN_RAY_WORKDIR": str(tmp_path / "head")},
-                                      **quiet))
-        procs.append(subprocess.Popen([*NODE, f"--address=127.0.0.1:{port}"],
-                                      env={**env, "MAINRUN_RAY_WORKDIR": str(tmp_path / "worker")}, **quiet))
-        count = ("import ray; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
-                 "print(sum(n['Alive'] for n in ray.nodes()))" % port)
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            p = subprocess.run([sys.executable, "-c", count], env=env, capture_output=True, text=True)
-            if p.stdout.strip() == "2":
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("the 2-node Ray cluster did not come up in 240 s")
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop(procs)
-        shutil.rmtree(temp, ignore_errors=True)
+    # each node its own disk for clones and DVC cache (MAINRUN_RAY_WORKDIR), as on separate machines
+    nodes = [{"MAINRUN_RAY_WORKDIR": str(tmp_path / "head")}, {"MAINRUN_RAY_WORKDIR": str(tmp_path / "worker")}]
+    with local_cluster(nodes, env, ceiling_s=HANG_CEILING_S) as address:
+        yield address
+
+
+def until(condition, what: str):
+    """Wait for an event (condition() true); only a hang, not load, reaches the ceiling."""
+    deadline = time.time() + HANG_CEILING_S
+    while not condition():
+        if time.time() > deadline:
+            pytest.fail(f"{what}: not after {HANG_CEILING_S} s")
+        time.sleep(0.2)
+
+
+def trainers(under) -> list[int]:
+    """The train stages' Python processes (not a shell or a pyenv shim on the way) in a clone under this folder."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            argv = open(f"/proc/{d}/cmdline").read().split("\0") if d.isdigit() else []
+            if os.path.basename(argv[0]).startswith("python") and "stages.train" in argv[1:3] and \
+                    os.readlink(f"/proc/{d}/cwd").startswith(str(under)) and \
+                    open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(d))
+        except (OSError, IndexError):
+            pass
+    return found
+
+
+def training(under) -> list[int]:
+    """trainers(under) that got as far as their training loop (their dvclive folder exists)."""
+    found = []
+    for pid in trainers(under):
+        try:
+            if list(Path(os.readlink(f"/proc/{pid}/cwd")).glob("dvclive/*")):
+                found.append(pid)
+        except OSError:  # it just ended
+            pass
+    return found
+
+
+def parent(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+
+
+def ray_worker_of(pid: int) -> int:
+    """The Ray worker process a trainer descends from (trainer <- sh <- dvc repro <- worker)."""
+    while pid > 1:
+        pid = parent(pid)
+        if open(f"/proc/{pid}/cmdline").read().startswith("ray::"):
+            return pid
+    raise AssertionError("no Ray worker above the trainer")
 
 
 @pytest.mark.skipif(not IN_LOOPBACK_NAMESPACE, reason="runs inside a loopback-only network namespace (above)")
@@ -90,6 +102,7 @@ def test_runs_over_two_ray_nodes_equal_a_local_run(tmp_path, cluster, monkeypatc
     sh(local, "dvc", "repro")
 
     driver = shared_repo(tmp_path)
+    committed = (driver / "params.yaml").read_text()
     cmd = [sys.executable, "-m", "mainrun.parallel", "--ray", cluster]
     first = sh(driver, *cmd)
     print(first)  # the costs line, for the docs
@@ -103,43 +116,44 @@ def test_runs_over_two_ray_nodes_equal_a_local_run(tmp_path, cluster, monkeypatc
     assert results(driver) == results(local)
     assert (driver / "reports" / "summary.json").exists()
     assert "Data and pipelines are up to date" in sh(driver, "dvc", "status")
+    assert (driver / "params.yaml").read_text() == committed  # the device the runner chose is not written there
+    assert "train.device auto means cpu here" in first and "8.8.8.8" not in first, first
 
     again = sh(driver, *cmd)  # nothing stale: no task, nothing trains
     print(again)
     assert "2/3 0 runs" in again and "the final dvc repro ran: nothing" in again, again
 
     failed = sh(driver, *cmd, "-S", "variants.r1_adamw.lr=1.5e30", check=False)  # diverges at once
-    assert "1 run(s) failed: train@r1_adamw" in failed and "diverged" in failed, failed
+    assert "1 run(s) failed: train@r1_adamw (dvc repro --pull evaluate@r1_adamw failed: variant 'r1_adamw' " \
+           "diverged" in failed, failed
     assert "2/3 1 runs" in failed  # only the changed run was submitted
 
-    # Ctrl-C on the driver cancels the tasks: their trainers stop
+    # a task's worker killed (a node lost): its trainer stops; Ray retries the run elsewhere and the line says so
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     long = subprocess.Popen([*cmd, "-S", "train.epochs=200"], cwd=driver, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.time() + 240
-    while not trainers(tmp_path) and time.time() < deadline and long.poll() is None:
-        time.sleep(0.2)
-    assert trainers(tmp_path), long.communicate()[0]
+    until(lambda: len(training(tmp_path)) == 2 or long.poll() is not None, "both runs training")
+    assert long.poll() is None, long.communicate()[0]
+    orphan = training(tmp_path)[0]
+    os.kill(ray_worker_of(orphan), signal.SIGKILL)
+    until(lambda: orphan not in trainers(tmp_path), "the killed task's trainer stops")
+    until(lambda: len(trainers(tmp_path)) == 2 or long.poll() is not None, "the retry training")
+
+    # Ctrl-C on the driver cancels the tasks: their trainers stop, the driver says so and ends
     os.kill(long.pid, signal.SIGINT)
-    out = long.communicate(timeout=120)[0]
-    assert long.returncode != 0 and "runs cancelled" in out, out
-    deadline = time.time() + 60
-    while trainers(tmp_path) and time.time() < deadline:
-        time.sleep(0.5)
-    assert not trainers(tmp_path), "a cancelled run kept training"
+    until(lambda: long.poll() is not None, "the driver ends after Ctrl-C")
+    out = long.communicate()[0]
+    assert long.returncode != 0 and "cancelling 2 runs" in out and "the cancelled runs stopped" in out, out
+    until(lambda: not trainers(tmp_path), "the cancelled runs' trainers stop")
 
-
-def trainers(under) -> list[int]:
-    """The train stages running in a node-local clone under this folder."""
-    found = []
-    for d in os.listdir("/proc"):
-        try:
-            if d.isdigit() and "stages.train" in open(f"/proc/{d}/cmdline").read() and \
-                    os.readlink(f"/proc/{d}/cwd").startswith(str(under)):
-                found.append(int(d))
-        except OSError:
-            pass
-    return found
+    # the driver SIGKILLed: Ray ends its tasks, their guards their trainers
+    long = subprocess.Popen([*cmd, "-S", "train.epochs=200"], cwd=driver, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    until(lambda: training(tmp_path) or long.poll() is not None, "a run training")
+    assert long.poll() is None, long.communicate()[0]
+    os.killpg(long.pid, signal.SIGKILL)
+    long.communicate()
+    until(lambda: not trainers(tmp_path), "the killed driver's trainers stop")
 
 
 def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
@@ -148,7 +162,7 @@ def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
     cmd = [sys.executable, "-m", "mainrun.parallel", "--ray", f"127.0.0.1:{free_port()}"]
 
     def error(*args):
-        p = subprocess.run(cmd + list(args), cwd=repo, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(cmd + list(args), cwd=repo, capture_output=True, text=True)
         assert p.returncode != 0
         return p.stderr.strip().splitlines()[-1]
     unreachable = error()
@@ -162,3 +176,47 @@ def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
     sh(repo, "git", "checkout", ".dvc/config")
     sh(repo, "git", "remote", "remove", "origin")
     assert "no git remote 'origin'" in error()
+
+
+# one Ray task's body, without Ray: it is a plain function of its arguments
+TASK = """
+import json, sys
+from mainrun.runner.task import run_task
+print(json.dumps(run_task(*json.loads(sys.argv[1]))), flush=True)
+"""
+
+
+def test_a_task_ends_its_trainer_when_killed_and_names_a_failed_push(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    repo = shared_repo(tmp_path)
+    sh(repo, "dvc", "repro", "configure")  # what the driver does before it submits
+    sh(repo, "dvc", "push", "--run-cache", "--with-deps", "configure")
+    origin, commit = str(tmp_path / "origin.git"), sh(repo, "git", "rev-parse", "HEAD").strip()
+    node = tmp_path / "node"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MAINRUN_RAY_WORKDIR": str(node), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1"}
+
+    def task(overrides, train, evaluate):
+        args = json.dumps([origin, commit, overrides, train, evaluate, "shared", "", None, "node-a"])
+        return subprocess.Popen([sys.executable, "-c", TASK, args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                text=True, start_new_session=True)
+
+    # killed mid-run (as Ray kills a worker: SIGKILL, and its children): nothing of the run is left training
+    p = task(["train.epochs=200"], "train@baseline", "evaluate@baseline")
+    until(lambda: training(node) or p.poll() is not None, "the task's trainer starts")
+    assert p.poll() is None, p.communicate()[0]
+    [trainer] = training(node)
+    os.killpg(p.pid, signal.SIGKILL)  # the task and what Ray would kill with it (its dvc repro: another group)
+    until(lambda: trainer not in trainers(node), "the killed task's trainer stops")
+    [log] = (node / "mainrun-ray").glob("*.log")
+    assert "mainrun guard: the Ray task for train@baseline ended; stopping its" in log.read_text()
+    killed = log.stem
+
+    # a push that fails names its cause in one line; the next task on the node removes the killed one's clone
+    shutil.rmtree(tmp_path / "dvc-remote" / "files")
+    (tmp_path / "dvc-remote" / "files").write_text("not a directory")
+    out = task(["data.num_titles=590"], "configure", None).communicate()[0]
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["rc"] == 1 and r["error"] == "push to the DVC remote 'shared' failed: Not a directory", r
+    assert [name for name, _ in r["cleared"]] == [killed] and not (node / "mainrun-ray" / killed).exists()
+    assert Path(r["folder"]).is_dir()  # the failed run's clone stays, for its log

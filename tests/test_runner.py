@@ -12,29 +12,31 @@ import pytest
 
 from conftest import ROOT
 from mainrun import parallel, slots
+from mainrun.runner import guard, local, repo
 
-# a runner in miniature: the repo lock, the guard, and one run that takes 1 s to checkpoint on Ctrl-C
+# a runner in miniature: the repo lock, the guard, and one run whose checkpoint on Ctrl-C lasts until `release` exists
 RUNNER = """
 import sys, time
-from mainrun import parallel
-fd = parallel.claim_repo()
-parallel.start_guard(fd)
-run = parallel.spawn([sys.executable, "-c", "import signal, sys, time\\n"
-                      "signal.signal(signal.SIGINT, lambda *a: (time.sleep(1), sys.exit(3)))\\n"
-                      "print('run', flush=True)\\ntime.sleep(120)"])
+from mainrun.runner import repo
+repo.hold_repo()
+run = repo.spawn([sys.executable, "-c", "import os, signal, sys, time\\n"
+                  "def stop(*_):\\n    while not os.path.exists('release'): time.sleep(0.05)\\n    sys.exit(3)\\n"
+                  "signal.signal(signal.SIGINT, stop)\\nprint('run', flush=True)\\ntime.sleep(600)"])
 print(run.pid, flush=True)
-time.sleep(120)
+time.sleep(600)
 """
+HANG_CEILING_S = 600  # waits below are for events; this only turns a hang into a failure, whatever the load
 
 
 def start_runner(repo: Path) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER], cwd=repo, env=env, stdout=subprocess.PIPE, text=True)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER], cwd=repo, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     lines = [runner.stdout.readline().strip() for _ in range(2)]
     return runner, int(next(x for x in lines if x.isdigit()))
 
 
-def gone(pid: int, within_s: float) -> bool:
+def gone(pid: int, within_s: float = HANG_CEILING_S) -> bool:
     deadline = time.time() + within_s
     while time.time() < deadline:
         try:
@@ -47,23 +49,28 @@ def gone(pid: int, within_s: float) -> bool:
     return False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard uses Linux's parent-death signal")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard reads its process group from /proc")
 def test_runs_end_with_a_killed_runner_and_a_new_runner_says_they_are_ending(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner, run = start_runner(tmp_path)
-    with pytest.raises(parallel.Busy, match=rf"another mainrun.parallel \(pid {runner.pid}\) is already running"):
-        parallel.claim_repo()
+    with pytest.raises(guard.Busy, match=rf"another mainrun.parallel \(pid {runner.pid}\) is already running"):
+        guard.claim_repo()
     runner.kill()  # SIGKILL: no handler runs in the runner
     runner.wait()
-    with pytest.raises(parallel.Busy, match=r"still ending in this repo .* `kill -INT -- -\d+`"):
-        parallel.claim_repo()  # the run is checkpointing (1 s) and still holds the repo's lock
-    assert gone(run, within_s=20), "the run outlived its runner"
-    deadline = time.time() + 10
+    told = runner.stderr.readline()  # the guard says what it stops, and when it would kill it
+    assert f"the runner (mainrun.parallel) ended; stopping its 1 processes at a checkpoint (Ctrl-C): {run} " in told
+    assert "are killed" in told
+    with pytest.raises(guard.Busy, match=r"still ending in this repo .* `kill -INT -- -\d+`"):
+        guard.claim_repo()  # the run is checkpointing and still holds the repo's lock
+    (tmp_path / "release").touch()
+    assert gone(run), "the run outlived its runner"
+    assert "processes ended" in runner.stderr.readline()
+    deadline = time.time() + HANG_CEILING_S
     while time.time() < deadline:  # the guard leaves once its group is empty
         try:
-            os.close(parallel.claim_repo())
+            os.close(guard.claim_repo())
             break
-        except parallel.Busy:
+        except guard.Busy:
             time.sleep(0.1)
     else:
         pytest.fail("the repo stayed locked after the runs ended")
@@ -74,11 +81,11 @@ def test_a_dvc_command_working_in_the_repo_is_named(tmp_path, monkeypatch):
     (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
     lock = {"read": {}, "write": {str(tmp_path / "metrics/data.json"): {"pid": os.getpid(), "cmd": "dvc repro -s x"}}}
     (tmp_path / ".dvc/tmp/rwlock").write_text(json.dumps(lock))
-    with pytest.raises(parallel.Busy, match=rf"pid {os.getpid()} \(dvc repro -s x\).*do not delete"):
-        parallel.claim_repo()
+    with pytest.raises(guard.Busy, match=rf"pid {os.getpid()} \(dvc repro -s x\).*do not delete"):
+        guard.claim_repo()
     lock["write"] = {"x": {"pid": 2 ** 22 + 1, "cmd": "dvc repro"}}  # a dead pid: DVC clears it itself
     (tmp_path / ".dvc/tmp/rwlock").write_text(json.dumps(lock))
-    os.close(parallel.claim_repo())
+    os.close(guard.claim_repo())
 
 
 def test_a_run_waiting_for_a_slot_names_the_holder_on_the_terminal(tmp_path, monkeypatch, capsys):
@@ -91,12 +98,20 @@ def test_a_run_waiting_for_a_slot_names_the_holder_on_the_terminal(tmp_path, mon
         log = tmp_path / "run.log"
         with open(log, "w") as f:
             waiter = subprocess.Popen([sys.executable, "-c", claim], env=env, stdout=f, stderr=subprocess.STDOUT)
-            deadline = time.time() + 30
+            deadline = time.time() + HANG_CEILING_S
             while "busy" not in log.read_text() and time.time() < deadline:
                 time.sleep(0.05)
-            threading.Timer(1.5, holder.kill).start()  # the slot frees up while the runner watches
-            assert parallel._watch(waiter, log, 0, "train@x") == 0
-        shown = capsys.readouterr().out
+            seen = []
+
+            def free_the_slot_once_told():  # the slot frees up after the runner said so on the terminal
+                while not any("busy" in x for x in seen) and time.time() < deadline:
+                    seen.append(capsys.readouterr().out)
+                    time.sleep(0.05)
+                holder.kill()
+            threading.Thread(target=free_the_slot_once_told, daemon=True).start()
+            assert repo._watch(waiter, log, 0, "train@x") == 0
+        holder.wait()
+        shown = "".join(seen) + capsys.readouterr().out
         assert f"train@x: all 1 cpu slots are busy (cpu-0: pid {holder.pid} " in shown
         assert "waiting for one to free up" in shown
     finally:
@@ -105,7 +120,7 @@ def test_a_run_waiting_for_a_slot_names_the_holder_on_the_terminal(tmp_path, mon
 
 def test_restored_runs_say_so_and_switched_off_runs_are_not_counted(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(parallel, "LOG_DIR", tmp_path)
+    monkeypatch.setattr(local, "LOG_DIR", tmp_path)
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs/fail_unigram.json").write_text(json.dumps({"name": "fail_unigram", "enabled": False}))
     (tmp_path / "configs/r1_adamw-seed7.json").write_text(json.dumps({"name": "r1_adamw-seed7", "enabled": True}))
@@ -115,35 +130,128 @@ def test_restored_runs_say_so_and_switched_off_runs_are_not_counted(tmp_path, mo
         with open(log, "a") as f:
             f.write(said.get(args[-1], ""))
         return subprocess.CompletedProcess(args, 0)
-    monkeypatch.setattr(parallel, "dvc", fake_dvc)
+    monkeypatch.setattr(local, "dvc", fake_dvc)
     for pair in [("train@a", "evaluate@a"), ("train@b", "evaluate@b"), ("train@fail_unigram", None)]:
-        parallel.run_one(pair)
+        local.run_one(pair)
     out = capsys.readouterr().out
     assert "done: train@a" in out and "restored: train@b" in out and "fail_unigram" not in out
-    assert not parallel.enabled("train@fail_unigram") and parallel.enabled("train_seed@r1_adamw-7")
+    assert not local.enabled("train@fail_unigram") and local.enabled("train_seed@r1_adamw-7")
 
 
 def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(parallel, "LOG_DIR", tmp_path / "logs")
+    monkeypatch.setattr(local, "LOG_DIR", tmp_path / "logs")
     rounds = [[("train@a", "evaluate@a"), ("train@b", "evaluate@b")], [("train@b", "evaluate@b")], []]
-    monkeypatch.setattr(parallel, "stale_runs", lambda: rounds.pop(0))
-    monkeypatch.setattr(parallel, "upstream", lambda: None)
-    monkeypatch.setattr(parallel, "devices", lambda: 1)
+    monkeypatch.setattr(local, "stale_runs", lambda: rounds.pop(0))
+    monkeypatch.setattr(local, "upstream", lambda: None)
+    monkeypatch.setattr(local, "devices", lambda: 1)
     monkeypatch.setenv(slots.RUNS_PER_DEVICE, "1")  # main() sets it: recorded here so it does not outlive this test, or
     # every later in-process train() on this worker claims a slot it never frees, until one waits forever
     ran = []
-    monkeypatch.setattr(parallel, "run_one", lambda pair: ran.append(pair[0]) or (pair[0], 0, 0.0, tmp_path))
+    monkeypatch.setattr(local, "run_one", lambda pair: ran.append(pair[0]) or (pair[0], 0, 0.0, tmp_path))
 
     def fake_dvc(*args, log=None, name=None):
         Path(log).write_text("")
         return subprocess.CompletedProcess(args, 0)
-    monkeypatch.setattr(parallel, "dvc", fake_dvc)
+    monkeypatch.setattr(local, "dvc", fake_dvc)
     try:
         assert parallel.main(["-j", "2"]) == 0
     finally:
+        repo.release_repo()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     out = capsys.readouterr().out
     assert ran == ["train@a", "train@b", "train@b"] and "1 stale again, running them too" in out
     assert "the final dvc repro ran: nothing" in out
+
+
+def test_dvc_busy_upstream_names_the_process_not_a_failed_stage(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(repo, "LOG_DIR", tmp_path)
+    said = ("ERROR: 'metrics/data.json' is busy, it is being blocked by:\n  (PID 4242): dvc repro --pull\n\n"
+            "If there are no processes with such PIDs, you can manually remove '.dvc/tmp/rwlock' and try again.\n")
+
+    def fake_dvc(*args, log=None, name=None):
+        Path(log).write_text(said)
+        return subprocess.CompletedProcess(args, 1)
+    monkeypatch.setattr(repo, "dvc", fake_dvc)
+    with pytest.raises(SystemExit, match=r"^error: DVC is already working in this repo: pid 4242 \(dvc repro --pull\) "
+                                         r"holds metrics/data.json; wait for it, or stop it with `kill -INT 4242`$"):
+        repo.upstream()
+
+
+# the Ray driver in miniature: its lock and guard (cluster.main), then its final `dvc repro --pull`, here a stand-in
+# `dvc` on PATH that writes its pid and, on Ctrl-C, stops once the file `release` exists
+DRIVER = """
+from pathlib import Path
+from mainrun.runner import cluster, repo
+cluster.drive = lambda *args: repo.dvc("repro", "--pull", log=Path("final.log"))
+cluster.main("127.0.0.1:1", 1, [])
+"""
+FAKE_DVC = """#!{python}
+import os, signal, sys, time
+def stop(*_):  # a checkpoint that takes until the test has looked
+    while not os.path.exists("release"):
+        time.sleep(0.05)
+    sys.exit(3)
+signal.signal(signal.SIGINT, stop)
+open("collector.pid", "w").write(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard reads the process group from /proc")
+def test_a_killed_ray_drivers_collector_ends_with_it(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dvc").write_text(FAKE_DVC.format(python=sys.executable))
+    (bin_dir / "dvc").chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    pid_file, deadline = tmp_path / "collector.pid", time.time() + HANG_CEILING_S
+    while not (pid_file.exists() and pid_file.read_text()) and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert driver.poll() is None, driver.stderr.read()
+    collector = int(pid_file.read_text())
+    driver.kill()  # SIGKILL, as in the fault trial
+    driver.wait()
+    assert "stopping its 1 processes" in driver.stderr.readline()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(guard.Busy, match="still ending in this repo"):  # named, in one line, while it stops
+        guard.claim_repo()
+    (tmp_path / "release").touch()
+    assert gone(collector), "the collector outlived its driver"
+
+
+def test_the_ray_drivers_device_choice_stays_out_of_params_yaml(tmp_path, monkeypatch):
+    from mainrun import configure
+    from mainrun.runner import cluster
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cluster, "LOG_DIR", tmp_path / "logs")
+    (tmp_path / "params.yaml").write_text("train:\n  device: auto\n  lr: 0.1\n")
+    who = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "params.yaml"], [*who, "commit", "-qm", "p"]):
+        subprocess.run(["git", *cmd], check=True)
+
+    class Cluster:  # what auto_device asks of Ray
+        def __init__(self, gpus):
+            self.gpus = gpus
+
+        def cluster_resources(self):
+            return {"CPU": 4, "GPU": self.gpus} if self.gpus else {"CPU": 4}
+    assert cluster.auto_device(Cluster(2), []) == "cuda" and cluster.auto_device(Cluster(0), []) == "cpu"
+    assert cluster.auto_device(Cluster(2), ["train.device=cpu"]) is None  # the user chose
+    written = cluster.params_with(["train.lr=0.2"])  # the commit's params.yaml with the user's overrides only
+    assert "device: auto" in written and "lr: 0.2" in written
+    monkeypatch.setenv(configure.AUTO_DEVICE, "cuda")  # what the driver sets for configure
+    assert configure.cuda_visible()
+    monkeypatch.setenv(configure.AUTO_DEVICE, "cpu")
+    assert not configure.cuda_visible()
+
+
+def test_a_retried_runs_line_says_so():
+    from mainrun.runner.cluster import line
+    r = {"train": "train@a", "rc": 0, "ran": True, "node": "bbbbbbbbbbbb", "times": {"run": 30.0}, "error": ""}
+    assert line(r, ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]).strip() == \
+        "done: train@a on node bbbbbbbb, try 2: the earlier on node aaaaaaaa lost its worker (30 s: run 30)"
+    assert "try" not in line(r, ["bbbbbbbbbbbb"])

@@ -1,8 +1,12 @@
-"""A teammate's clone gets every run through the DVC remote and its run-cache, and trains nothing."""
+"""A teammate's clone gets every run through the DVC remote and its run-cache, and trains nothing; a damaged object
+on the remote is never taken for a result."""
 import json
+import subprocess
+import sys
 
 import pytest
 
+from conftest import ROOT
 from shared_repo import ran, results, shared_repo
 from tiny_repo import sh
 
@@ -32,3 +36,21 @@ def test_fresh_clone_restores_every_run_from_the_remote(tmp_path, monkeypatch):
     assert "baseline" in files["reports/summary.json"]["data"]["val_bpb"]
     assert "Data and pipelines are up to date" in sh(b, "dvc", "status")
     assert "val_loss" in sh(b, "dvc", "exp", "show", "--json")
+
+    # a truncated model object on the remote: the clone re-trains that run (the remote verifies downloads)
+    model = next(f for f in (a / ".dvc" / "cache" / "files" / "md5").rglob("*")
+                 if f.is_file() and f.read_bytes() == (a / "models" / "r1_adamw" / "model.safetensors").read_bytes())
+    damaged = tmp_path / "dvc-remote" / model.relative_to(a / ".dvc" / "cache")
+    damaged.chmod(0o644)
+    damaged.write_bytes(model.read_bytes()[:100])
+    sh(tmp_path, "git", "clone", "-q", "-b", "main", str(tmp_path / "origin.git"), "c")
+    c = tmp_path / "c"
+    out = sh(c, "dvc", "repro", "--pull")
+    assert "train@r1_adamw" in ran(out) and "train@baseline" not in ran(out), out
+    assert results(c) == results(a)  # the right weights, never the 100-byte ones
+
+    # the benchmark that reads finished runs, on these
+    bench = subprocess.run([sys.executable, ROOT / "benchmarks" / "where_time_goes.py", a], capture_output=True,
+                           text=True)
+    assert bench.returncode == 0 and "all runs" in bench.stdout, bench.stderr
+    assert {line.split()[0] for line in bench.stdout.splitlines()[1:3]} == {"baseline", "r1_adamw"}

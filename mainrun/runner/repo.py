@@ -1,0 +1,125 @@
+"""What every runner does in the repo: DVC calls (in the guard's process group), the stale runs, params overrides
+and the upstream stages."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from .guard import Busy, Guard, claim_repo, guard_repo
+
+LOG_DIR = Path(".dvc/tmp/mainrun-logs")
+children: list[subprocess.Popen] = []  # what dvc() started, for the runner's Ctrl-C
+_held: dict = {"guard": None}
+
+
+def hold_repo() -> Guard:
+    """This repo's runner lock and a guard for what the runner starts; one line and exit 1 if the repo is busy."""
+    try:
+        lock_fd = claim_repo()
+    except Busy as e:
+        sys.exit(f"error: {e}")
+    _held["guard"] = guard_repo(lock_fd)
+    return _held["guard"]
+
+
+def release_repo() -> None:
+    if _held["guard"] is not None:
+        _held["guard"].close()
+        _held["guard"] = None
+
+
+def spawn(cmd, **kw) -> subprocess.Popen:
+    """A child that ends with the runner: in its guard's group when it holds the repo, else in a session of its own."""
+    g = _held["guard"]
+    return g.spawn(cmd, **kw) if g else subprocess.Popen(cmd, start_new_session=True, **kw)
+
+
+def dvc(*args, log=None, name=None) -> subprocess.CompletedProcess:
+    """`dvc --wait-for-lock ARGS`: output captured, or appended to log (then a run waiting for a device slot says
+    so on the terminal, named `name`)."""
+    cmd = ["dvc", "--wait-for-lock", *args]
+    if log is None:
+        p = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        children.append(p)
+        out, err = p.communicate()
+        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    with open(log, "a") as f:
+        start = f.tell()
+        p = spawn(cmd, stdout=f, stderr=subprocess.STDOUT)
+        children.append(p)
+        return subprocess.CompletedProcess(cmd, _watch(p, log, start, name or args[-1]))
+
+
+def _watch(p: subprocess.Popen, log: Path, start: int, name: str) -> int:
+    """Wait for p; a run waiting for a device slot says so on the terminal, not only in its log."""
+    told = False
+    while True:
+        try:
+            return p.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            if told:
+                continue
+            with open(log) as f:
+                f.seek(start)
+                waiting = [line for line in f if "slots are busy" in line]
+            if waiting:
+                print(f"  {name}: {waiting[0].strip()}", flush=True)
+                told = True
+
+
+def run_names(stage: str) -> str:
+    """train@baseline -> baseline, train_seed@r1_adamw-1338 -> r1_adamw-seed1338 (its configs/<run>.json)."""
+    kind, _, run = stage.partition("@")
+    if kind.endswith("_seed"):
+        variant, _, seed = run.rpartition("-")
+        return f"{variant}-seed{seed}"
+    return run
+
+
+def enabled(stage: str) -> bool:
+    try:
+        return json.loads(Path("configs", f"{run_names(stage)}.json").read_text()).get("enabled", True)
+    except (OSError, ValueError):
+        return True
+
+
+def stale_runs() -> list[tuple[str, str]]:
+    """(train stage, evaluate stage) pairs with either one stale, in dvc.yaml's order: every `train*@run` stage
+    that dvc.yaml defines, with its `evaluate*@run` when there is one."""
+    names = dvc("stage", "list", "--name-only").stdout.split()
+    status = dvc("status", "--json")
+    stale = set(re.findall(r'"([^"]+)":', status.stdout)) if status.returncode == 0 else set(names)
+    runs = []
+    for name in names:
+        kind, _, run = name.partition("@")
+        if kind.startswith("train") and run:
+            evaluate = f"{kind.replace('train', 'evaluate', 1)}@{run}"
+            if name in stale or evaluate in stale:
+                runs.append((name, evaluate if evaluate in names else None))
+    return runs
+
+
+def apply_overrides(overrides: list[str], path="params.yaml") -> None:
+    from dvc.utils.hydra import apply_overrides as apply  # what `dvc exp run -S` uses
+    apply(path, overrides)
+
+
+def busy_in(log: str) -> str | None:
+    """DVC's 'X is busy, it is being blocked by: (PID n): cmd' in a log, as one line naming the process."""
+    m = re.search(r"'([^']+)' is busy, it is being blocked by:\s*\(PID (\d+)\): ([^\n]*)", log)
+    if m:
+        return (f"DVC is already working in this repo: pid {m[2]} ({m[3].strip()}) holds {m[1]}; wait for it, or "
+                f"stop it with `kill -INT {m[2]}`")
+    return None
+
+
+def upstream() -> None:
+    log = LOG_DIR / "upstream.log"
+    log.unlink(missing_ok=True)
+    if dvc("repro", "configure", log=log).returncode:
+        text = log.read_text()
+        if busy_in(text):  # another DVC process, not a failing stage
+            sys.exit(f"error: {busy_in(text)}")
+        print(text[-3000:], file=sys.stderr)
+        sys.exit("error: the upstream stages failed (log above)")

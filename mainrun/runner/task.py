@@ -1,0 +1,178 @@
+"""One run on a Ray node: clone the driver's commit, restore, train and evaluate, push (mainrun/runner/cluster.py).
+
+Shipped to the nodes by value with mainrun/runner/guard.py: a node needs git, DVC and the project's dependencies,
+not this version of mainrun. The processes a task starts end with it, even when Ray kills its worker (node lost,
+driver killed): a guard started one step removed (Ray kills a dead worker's children, not their children) leads
+their process group.
+"""
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from .guard import Guard
+
+WORKDIR = "MAINRUN_RAY_WORKDIR"  # where a node keeps its clones and its shared DVC cache (default: the temp dir)
+AUTO_DEVICE = "MAINRUN_AUTO_DEVICE"  # what `train.device: auto` means to configure (mainrun/configure.py)
+
+
+class Attempts:
+    """The nodes each run started on (a Ray actor the tasks report to): a retried run's line says so."""
+
+    def __init__(self):
+        self.nodes: dict[str, list[str]] = {}
+
+    def start(self, run: str, node: str) -> int:
+        self.nodes.setdefault(run, []).append(node)
+        return len(self.nodes[run])
+
+    def of(self, run: str) -> list[str]:
+        return self.nodes.get(run, [])
+
+
+def node_root() -> Path:
+    return Path(os.environ.get(WORKDIR) or tempfile.gettempdir()) / "mainrun-ray"
+
+
+def hold(path: Path):
+    """An flock a live task holds on its clone: the kernel frees it when the task ends or its worker dies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def clear_abandoned(root: Path) -> list[tuple[str, int]]:
+    """Remove the clones of tasks that were killed (their lock is free): (name, bytes) of each. Failed runs' clones
+    drop their lock file and stay, for their logs."""
+    removed = []
+    for lock in root.glob("*.lock"):
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live task
+        finally:
+            os.close(fd)
+        clone = root / lock.stem
+        size = sum(f.stat().st_size for f in clone.rglob("*") if f.is_file() and not f.is_symlink()) \
+            if clone.exists() else 0
+        shutil.rmtree(clone, ignore_errors=True)
+        for leftover in (lock, root / f"{lock.stem}.log"):
+            leftover.unlink(missing_ok=True)
+        removed.append((lock.stem, size))
+    return removed
+
+
+def cause(output: str) -> str:
+    """The reason in a failed command's output: an OS error's text, a stage's own `error:` line, or DVC's last."""
+    lines = output.splitlines()
+    for line in lines:
+        m = re.search(r"\[Errno \d+\] ([^:'\n]+)", line)
+        if m and line.startswith("ERROR"):
+            return m[1].strip()
+    own = [line[7:] for line in lines if line.startswith("error: ")]
+    dvcs = [line[7:] for line in lines if line.startswith("ERROR: ")]
+    return (own or dvcs or [lines[-1] if lines else "no output"])[-1].strip()[:300]
+
+
+def run_task(origin: str, commit: str, overrides: list[str], train: str, evaluate: str | None, remote: str,
+             device: str, attempts=None, node: str | None = None) -> dict:
+    """Clone, restore, train and evaluate, push; returns what the driver prints. node: the Ray node's id (asked
+    of Ray when None)."""
+    # a Ray worker blocks SIGINT (its raylet does, and the mask is inherited), and so would every process this task
+    # starts: a run's Ctrl-C would stay pending and it would train on. Unblocked while the task runs.
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        return _run(origin, commit, overrides, train, evaluate, remote, device, attempts, node)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, node) -> dict:
+    if node is None:
+        import ray
+        node = ray.get_runtime_context().get_node_id()
+    attempt = 1
+    if attempts is not None:
+        import ray
+        attempt = ray.get(attempts.start.remote(train, node))
+    root = node_root()
+    root.mkdir(parents=True, exist_ok=True)
+    cleared = clear_abandoned(root)
+    work = root / f"{commit[:10]}-{train.replace('@', '-')}-{uuid.uuid4().hex[:6]}"
+    lock = hold(root / f"{work.name}.lock")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAINRUN_RUNS_PER_DEVICE", "MAINRUN_SLOT_DIR")}
+    env.update({"MAINRUN_NODE": node, "DVC_NO_ANALYTICS": "1", AUTO_DEVICE: device})
+    log, times, procs, guard = root / f"{work.name}.log", {}, [], None
+
+    def step(name, *cmd, cwd=work):
+        t0 = time.time()
+        with open(log, "a") as f:
+            f.write(f"$ {' '.join(cmd)}\n")
+            f.flush()
+            start = f.tell()
+            kw = {"cwd": cwd, "env": env, "stdout": f, "stderr": subprocess.STDOUT}
+            p = guard.spawn(cmd, **kw) if guard else subprocess.Popen(cmd, start_new_session=True, **kw)
+            procs.append(p)
+            while p.poll() is None:  # not a blocking wait: ray.cancel's KeyboardInterrupt lands between sleeps
+                time.sleep(0.2)
+        times[name] = times.get(name, 0.0) + time.time() - t0
+        with open(log) as f:
+            f.seek(start)
+            out = f.read()
+        if p.returncode:
+            what = f"push to the DVC remote '{remote}'" if name == "push" else " ".join(cmd[:4])
+            raise RuntimeError(f"{what} failed: {cause(out)}")
+        return out
+
+    ran, rc, error = False, 0, ""
+    try:
+        step("clone", "git", "clone", "-q", "--no-checkout", origin, str(work), cwd=root)
+        step("clone", "git", "checkout", "-q", commit)
+        with open(log, "a") as f:
+            guard = Guard(f"the Ray task for {train}", detach=True, cwd=work, stderr=f)
+        step("clone", "dvc", "config", "--local", "cache.dir", str(root / "dvc-cache"))  # shared by the node's runs
+        step("clone", "dvc", "remote", "modify", "--local", remote, "verify", "true")  # a damaged object re-runs
+        if overrides:
+            step("clone", sys.executable, "-c", "import sys; from dvc.utils.hydra import apply_overrides; "
+                 "apply_overrides('params.yaml', sys.argv[1:])", *overrides)
+        out = step("run", "dvc", "repro", "--pull", evaluate or train)  # upstream from the run-cache, then the run
+        ran = f"Running stage '{train}'" in out
+        step("push", "dvc", "push", "--run-cache", *[s for s in (train, evaluate) if s])
+    except KeyboardInterrupt:  # ray.cancel: stop the run at a checkpoint, as Ctrl-C does locally
+        with open(log, "a") as f:
+            f.write(f"cancelled at {time.strftime('%H:%M:%S')}: stopping {len(procs)} steps\n")
+        if guard:
+            guard.interrupt()
+        for p in procs:
+            if p.poll() is None:
+                if not guard:
+                    os.killpg(p.pid, signal.SIGINT)
+                p.wait()
+        if guard:
+            guard.close()
+        os.close(lock)
+        clear_abandoned(root)  # this one: its checkpoint is never reused
+        raise
+    except (RuntimeError, OSError) as e:
+        error, rc = str(e), 1
+        with open(log, "a") as f:
+            f.write(f"{e}\n")
+    finally:
+        if guard:
+            guard.close()
+    tail = log.read_text()[-4000:] if log.exists() else ""
+    if rc == 0:
+        shutil.rmtree(work, ignore_errors=True)
+        log.unlink(missing_ok=True)
+    (root / f"{work.name}.lock").unlink(missing_ok=True)  # a failed run's clone stays, for its log
+    os.close(lock)
+    return {"train": train, "rc": rc, "error": error, "node": node, "ran": ran, "times": times, "log": tail,
+            "folder": str(work), "attempt": attempt, "cleared": cleared}
