@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-HANG_S = 900  # not a budget: the slowest single wait seen, under load 7 on 2 cores, took 80 s (docs/testing.md)
+HANG_S = 900  # not a budget: the whole Ctrl-C test of test_train.py, 3 trainings, took 83 s at load 7 on 2 cores
 
 
 def _stop(proc: subprocess.Popen) -> tuple[str, str]:
