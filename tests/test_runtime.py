@@ -148,14 +148,16 @@ def test_slots_fill_every_gpu_and_a_dead_run_frees_its_slot(tmp_path, monkeypatc
     import subprocess
     monkeypatch.setenv(slots.SLOT_DIR, str(tmp_path))
     monkeypatch.setenv(slots.RUNS_PER_DEVICE, "2")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from mainrun import slots; "
-                               "print(slots.claim('cuda', 2).name, flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "cuda-0"
-    taken = [slots.claim("cuda", 2, poll_s=0.01) for _ in range(3)]  # each claim holds its own lock
-    assert [(t.name, t.index) for t in taken] == [("cuda-1", 1), ("cuda-2", 0), ("cuda-3", 1)]  # 2 GPUs x 2 runs
-    holder.kill()  # a crash: the kernel drops its lock
-    holder.wait()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from mainrun import slots; "
+                               "print(slots.claim('cuda', 2).name, flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # holds it until killed
+    try:
+        assert holder.stdout.readline().strip() == "cuda-0"
+        taken = [slots.claim("cuda", 2, poll_s=0.01) for _ in range(3)]  # each claim holds its own lock
+        assert [(t.name, t.index) for t in taken] == [("cuda-1", 1), ("cuda-2", 0), ("cuda-3", 1)]  # 2 GPUs x 2 runs
+    finally:
+        holder.kill()  # a crash: the kernel drops its lock
+        holder.wait()
     assert slots.claim("cuda", 2, poll_s=0.01).name == "cuda-0"
     for f in slots._held[-4:]:
         f.close()

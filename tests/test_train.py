@@ -4,7 +4,6 @@ import math
 import os
 import re
 import signal
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from mainrun.checkpoint import Checkpoint
 from mainrun.config import Interrupted, RunConfig, TrainConfig
 from mainrun.tokenized import load_ids
 from mainrun.train import TrainingDiverged, get_batch, schedule_of, train
+from waiting import finish, run_to_end, wait_for
 
 
 def test_get_batch_is_mainrun_sequential_with_wrap():
@@ -214,14 +214,13 @@ def test_ctrl_c_in_the_train_stage_prints_one_line_and_resumes_exactly(tiny_run,
              "--ckpt", "ckpt"]
     p = subprocess.Popen(stage, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
-    while not (repo / "ckpt" / "ckpt.pt").exists() and p.poll() is None:  # saved after step 1's evaluation
-        time.sleep(0.01)
-    os.killpg(p.pid, signal.SIGINT)
-    _, err = p.communicate(timeout=300)
-    assert p.returncode == 130, err
+    wait_for((repo / "ckpt" / "ckpt.pt").exists, "the checkpoint saved after step 1's evaluation", proc=p)
+    os.killpg(p.pid, signal.SIGINT)  # the run has all its other steps left: on a busy machine they slow down too
+    _, err = finish(p, "the train stage's exit after Ctrl-C (it stops after the step in progress)")
+    assert p.returncode == 130, f"rc {p.returncode} ({'all steps ran before the Ctrl-C' if p.returncode == 0 else err})"
     assert re.fullmatch(r"\[tiny\] interrupted: checkpoint saved at step (\d+); run dvc repro again to resume\n", err)
     stopped_at = int(re.search(r"step (\d+)", err).group(1))
     assert 1 <= stopped_at < full["steps"]
-    done = subprocess.run(stage, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    done = run_to_end(stage, "the resumed train stage's exit", cwd=repo, env=env)
     assert done.returncode == 0 and f"resuming from step {stopped_at}/" in done.stdout, done.stderr
     assert sha256(repo / "out" / "model.safetensors") == sha256(tmp_path / "full" / "model.safetensors")
