@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from tiny_repo import make_tiny_repo, sh
+from waiting import HANG_S  # waits are for events; this only turns a hang into a failure
 
 pytestmark = pytest.mark.slow
-HANG_CEILING_S = 900  # waits are for events; this only turns a hang into a failure, whatever the load
 VARIANTS = {"baseline": {"vocab_size": 300, "block_size": 16}, "r1_adamw": {"optimizer": "adamw", "lr": 3.0e-3},
             "adamw_rmsnorm": {"norm": "rmsnorm"}}
 
@@ -55,7 +55,7 @@ def test_two_at_once_equals_sequential_and_a_killed_run_resumes(tmp_path, monkey
     cmd = [sys.executable, "-m", "mainrun.parallel", "-j", "2"]
     runner = subprocess.Popen(cmd, cwd=par, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
-    deadline = time.time() + HANG_CEILING_S
+    deadline = time.time() + HANG_S
     while not list((par / ".ckpt").glob("*/ckpt.pt")) and runner.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert runner.poll() is None, runner.communicate()[0]  # it was still running when its first checkpoint appeared

@@ -14,9 +14,9 @@ from conftest import ROOT
 from mainrun.runner.nodes import free_port, local_cluster
 from shared_repo import VARIANTS, results, shared_repo
 from tiny_repo import sh
+from waiting import HANG_S  # waits are for events; this only turns a hang into a failure
 
 pytestmark = pytest.mark.slow
-HANG_CEILING_S = 900  # the waits below are for events; this only turns a hang into a failure, whatever the load
 # Ray's GCS server and raylets listen on every interface whatever --node-ip-address says (ray 2.60), so the cluster
 # test runs in a network namespace of its own that has only loopback: nothing it starts is reachable from outside.
 IN_LOOPBACK_NAMESPACE = os.environ.get("MAINRUN_RAY_NETNS") == "1"
@@ -41,16 +41,16 @@ def cluster(tmp_path):
            "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
     # each node its own disk for clones and DVC cache (MAINRUN_RAY_WORKDIR), as on separate machines
     nodes = [{"MAINRUN_RAY_WORKDIR": str(tmp_path / "head")}, {"MAINRUN_RAY_WORKDIR": str(tmp_path / "worker")}]
-    with local_cluster(nodes, env, ceiling_s=HANG_CEILING_S) as address:
+    with local_cluster(nodes, env, ceiling_s=HANG_S) as address:
         yield address
 
 
 def until(condition, what: str):
     """Wait for an event (condition() true); only a hang, not load, reaches the ceiling."""
-    deadline = time.time() + HANG_CEILING_S
+    deadline = time.time() + HANG_S
     while not condition():
         if time.time() > deadline:
-            pytest.fail(f"{what}: not after {HANG_CEILING_S} s")
+            pytest.fail(f"{what}: not after {HANG_S} s")
         time.sleep(0.2)
 
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT
 from mainrun import parallel, slots
 from mainrun.runner import guard, local, repo
+from waiting import HANG_S  # waits are for events; this only turns a hang into a failure
 
 # a runner in miniature: the repo lock, the guard, and one run whose checkpoint on Ctrl-C lasts until `release` exists
 RUNNER = """
@@ -25,7 +26,6 @@ run = repo.spawn([sys.executable, "-c", "import os, signal, sys, time\\n"
 print(run.pid, flush=True)
 time.sleep(600)
 """
-HANG_CEILING_S = 600  # waits below are for events; this only turns a hang into a failure, whatever the load
 
 
 def start_runner(repo: Path) -> tuple[subprocess.Popen, int]:
@@ -36,7 +36,7 @@ def start_runner(repo: Path) -> tuple[subprocess.Popen, int]:
     return runner, int(next(x for x in lines if x.isdigit()))
 
 
-def gone(pid: int, within_s: float = HANG_CEILING_S) -> bool:
+def gone(pid: int, within_s: float = HANG_S) -> bool:
     deadline = time.time() + within_s
     while time.time() < deadline:
         try:
@@ -65,7 +65,7 @@ def test_runs_end_with_a_killed_runner_and_a_new_runner_says_they_are_ending(tmp
     (tmp_path / "release").touch()
     assert gone(run), "the run outlived its runner"
     assert "processes ended" in runner.stderr.readline()
-    deadline = time.time() + HANG_CEILING_S
+    deadline = time.time() + HANG_S
     while time.time() < deadline:  # the guard leaves once its group is empty
         try:
             os.close(guard.claim_repo())
@@ -91,14 +91,14 @@ def test_a_dvc_command_working_in_the_repo_is_named(tmp_path, monkeypatch):
 def test_a_run_waiting_for_a_slot_names_the_holder_on_the_terminal(tmp_path, monkeypatch, capsys):
     env = {**os.environ, slots.SLOT_DIR: str(tmp_path), slots.RUNS_PER_DEVICE: "1", "PYTHONPATH": str(ROOT)}
     claim = "from mainrun import slots; print(slots.claim('cpu', 1, poll_s=0.05).name, flush=True)"
-    holder = subprocess.Popen([sys.executable, "-c", claim + "; import time; time.sleep(60)"], env=env,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", claim + "; import sys; sys.stdin.read()"], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # holds until killed
     try:
         assert holder.stdout.readline().strip() == "cpu-0"
         log = tmp_path / "run.log"
         with open(log, "w") as f:
             waiter = subprocess.Popen([sys.executable, "-c", claim], env=env, stdout=f, stderr=subprocess.STDOUT)
-            deadline = time.time() + HANG_CEILING_S
+            deadline = time.time() + HANG_S
             while "busy" not in log.read_text() and time.time() < deadline:
                 time.sleep(0.05)
             seen = []
@@ -208,7 +208,7 @@ def test_a_killed_ray_drivers_collector_ends_with_it(tmp_path, monkeypatch):
     (bin_dir / "dvc").chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     driver = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    pid_file, deadline = tmp_path / "collector.pid", time.time() + HANG_CEILING_S
+    pid_file, deadline = tmp_path / "collector.pid", time.time() + HANG_S
     while not (pid_file.exists() and pid_file.read_text()) and driver.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert driver.poll() is None, driver.stderr.read()
