@@ -88,10 +88,11 @@ def _check_scales(params: dict) -> None:
     scales, variants = params["scales"], params["variants"]
     _list_of("scales.variants", str, scales["variants"])
     _distinct("scales.variants", scales["variants"])
+    on = params["studies"].get("scale")
     for name in scales["variants"]:
-        if name not in variants:
+        if name not in variants and on:  # while the study is off, a stale name only makes marker stages
             raise ConfigError(f"scales.variants: {name!r} is not a variant; choose from {', '.join(variants)}")
-        if (variants[name] or {}).get("study"):
+        if (variants.get(name) or {}).get("study"):
             raise ConfigError(f"scales.variants: {name!r} belongs to the opt-in study {variants[name]['study']!r}; "
                               "the scale study takes variants that always run")
     for size, spec in scales["sizes"].items():
@@ -108,7 +109,7 @@ def _check_scales(params: dict) -> None:
         if spec["d_model"] % spec["n_head"]:
             raise ConfigError(f"scales.sizes.{size}: d_model {spec['d_model']} is not divisible by n_head "
                               f"{spec['n_head']}")
-    if params["studies"].get("scale"):
+    if on:
         for name in params["noise"]["variants"]:
             if name not in scales["variants"]:
                 raise ConfigError(f"noise.variants: {name!r} is not in scales.variants, so the scale study has no run "

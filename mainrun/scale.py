@@ -25,8 +25,8 @@ class ScaleRun:
 
 def scale_runs(params: dict, runs: dict[str, dict]) -> dict[str, ScaleRun]:
     """Every scale run, switched on or off, in size order; runs: every default run's flat settings (run_settings).
-    Each noise repeat is scaled too (a noise variant outside scales.variants only while the study is off, as
-    mainrun.params checks: its stages exist either way)."""
+    While the study is off, scales.variants may name a variant that is gone, and noise.variants one outside
+    scales.variants (mainrun.params checks it is on): their stages exist either way, as markers."""
     scales, noise = params["scales"], params["noise"]
     parents = variant_parents(params)
     bases = [(v, v, None) for v in scales["variants"]]
@@ -34,6 +34,9 @@ def scale_runs(params: dict, runs: dict[str, dict]) -> dict[str, ScaleRun]:
     found = {}
     for size, spec in scales["sizes"].items():
         for variant, base, repeat_of in bases:
+            if base not in runs:
+                found[scale_run_name(size, base)] = ScaleRun({"study": "scale"}, size, variant, None, None, None)
+                continue
             settings = {**runs[base], **spec, "study": "scale"}
             same = all(settings[k] == v for k, v in runs[base].items() if k != "study")
             parent = parents[variant] if repeat_of is None else None
