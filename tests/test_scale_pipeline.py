@@ -15,7 +15,9 @@ def two_variants(params):
                           "r1_adamw": {"optimizer": "adamw", "lr": 3.0e-3}}
     params["noise"]["variants"] = ["r1_adamw"]
     params["studies"] = {"failed_attempts": False, "scale": False}
-    params["scales"]["variants"] = ["baseline", "r1_adamw"]  # TINY's sizes: small (d_model 8) and base (16)
+    params["scales"] = {"variants": ["baseline", "r1_adamw"],  # base is TINY's model: the default runs themselves
+                        "sizes": {"small": {"n_layer": 1, "n_head": 2, "d_model": 8},
+                                  "base": {"n_layer": 1, "n_head": 2, "d_model": 16}}}
 
 
 def ran(output: str) -> set[str]:
