@@ -41,7 +41,6 @@ def shrink(params):
                               r4_4_parallel=full_stack)
     params["variants"]["vocab_8k"]["vocab_size"] = 200
     params["noise"]["variants"] = ["r1_adamw"]
-    params["scales"]["variants"] = HEADLINE
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from . import analyse, render, render_scale, scale, writeup
 from .load import load_published, load_runs, read_configs
-from ..cost import COST_KEYS
 from ..runlog import read_json, write_json
 
 __all__ = ["build_report"]
+COST = ("params", "params_non_embedding", "train_flops", "flops_per_step", "flops_per_token", "tokens_seen",
+        "train_seconds", "device")  # mainrun.cost.COST_KEYS and the rest of a run's cost (not imported: torch)
 
 
 def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict, fig_dir, verdicts: list,
@@ -78,8 +79,8 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     for metric in ("val_loss", "val_loss_per_token", "val_bpb"):
         summary[metric] = {n: round(r.metrics[metric], 6) for n, r in runs.items()}
     every = {**runs, **{r.name: r for s in sizes for r in s.runs.values()}}
-    summary["cost"] = [{"run": n, **{k: r.metrics[k] for k in ("params", *COST_KEYS, "train_seconds", "device")
-                                     if k in r.metrics}} for n, r in every.items()]  # rows: dvc exp show stays narrow
+    summary["cost"] = [{"run": n, **{k: r.metrics[k] for k in COST if k in r.metrics}}
+                       for n, r in every.items()]  # rows, not a mapping: dvc exp show stays narrow
     if studied:
         summary["scale"] = studied
     write_json(out / "summary.json", summary)
