@@ -34,7 +34,7 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
     comparisons = [analyse.compare(runs[a], runs[b], noise) for a, b in zip(chain, chain[1:])]
     yield render.chain(chain, comparisons, runs, noise, fig_dir)
     yield render_scale.cost(runs, sizes, fig_dir)
-    lines, draws, summary = render_scale.scale_study(sizes, index, fig_dir)
+    lines, draws, summary = render_scale.scale_study(sizes, index, runs, fig_dir)
     if summary is not None and studied is not None:
         studied.update(summary)
     yield lines, draws

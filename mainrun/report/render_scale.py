@@ -30,14 +30,27 @@ def cost(runs: dict, sizes: list, fig_dir):
             ""], [draw]
 
 
-def scale_study(sizes: list, index: list[dict], fig_dir):
+def study_cost(runs: dict, sizes: list) -> str:
+    """What the study's own runs cost beside the default runs: training time and FLOPs, as recorded."""
+    study = [r for s in sizes for r in s.runs.values() if r.name not in runs]
+
+    def total(rs, key):
+        return sum(r.metrics.get(key, 0) for r in rs)
+    default = list(runs.values())
+    return (f"Its {len(study)} runs of its own trained for {total(study, 'train_seconds') / 60:.1f} min "
+            f"({si(total(study, 'train_flops'))} FLOPs), beside {total(default, 'train_seconds') / 60:.1f} min "
+            f"({si(total(default, 'train_flops'))} FLOPs) for the {len(default)} default runs.")
+
+
+def scale_study(sizes: list, index: list[dict], runs: dict, fig_dir):
     """The section "Does each recommendation hold as the model grows?" and its summary.json part."""
     if len(sizes) < 2:
         return [], [], None
     lines = ["## Does each recommendation hold as the model grows?", "",
              "The chain again at every size (each with its own seed repeats and noise threshold): "
              + ", ".join(f"**{s.name}** {s.dims} ({si(s.params)} non-embedding parameters)" for s in sizes)
-             + ". Each step is judged on the metric it is judged on everywhere in this report.", ""]
+             + ". Each step is judged on the metric it is judged on everywhere in this report. "
+             + study_cost(runs, sizes), ""]
     rows, panels, summary = [], [], []
     for step in scale.steps(sizes, index):
         found = scale.per_size(step, sizes)
@@ -57,6 +70,8 @@ def scale_study(sizes: list, index: list[dict], fig_dir):
                      "cost": {k: [a, b] for k, a, b in found[s.name].cost},
                      "multiplier": {k: v and round(v, 4) if isinstance(v, float) else v
                                     for k, v in vars(mult[s.name]).items()}} for s in at}})
+    if not panels:
+        return lines + ["No step of the chain ran at two sizes or more: nothing to judge.", ""], [], None
     draw = partial(cost_charts.scale_chart, fig_dir / "scale.png", "Each step's Δ against model size", panels)
     lines += [*table(["step", "judged on", *[f"{s.name} ({s.dims})" for s in sizes], "as the model grows"], rows),
               "", "![each step's Δ against parameters](figures/scale.png)", "",
