@@ -116,7 +116,19 @@ def test_the_scale_section_judges_every_step_at_every_size(params, tmp_path):
     m = steps["baseline → r1_adamw"]["sizes"]["default"]["multiplier"]  # 2.95 on the baseline's 3.3, 3.0, 2.7 curve
     assert m["value"] == pytest.approx(4 ** (math.log(2.95 / 3.0) / math.log(2.7 / 3.0)), abs=1e-4)
     assert steps["baseline → r1_adamw"]["sizes"]["large"]["multiplier"]["why"] == "outside the measured range"
+    assert "Cost: Δ params +0 (+0%), Δ FLOPs/token +0 (+0%), Δ wall +0 s (+0%)" in text  # beside every verdict
     assert "figures/scale.png" in text and (tmp_path / "reports" / "figures" / "scale.png").is_file()
     assert "figures/pareto.png" in text and {"run": "large-r4_4_parallel", "train_flops": 16e12} .items() <= next(
         r for r in summary["cost"] if r["run"] == "large-r4_4_parallel").items()
     assert json.loads((tmp_path / "reports" / "summary.json").read_text())["scale"] == summary["scale"]
+
+
+def test_cost_beside_a_verdict_and_no_local_path():
+    from mainrun.report import local_paths_hidden
+    from mainrun.report.render import cost_text
+
+    assert cost_text((("params", 1000, 1500), ("flops_per_token", 2e6, 3e6), ("train_seconds", 10.0, 5.0))) == (
+        "cost: Δ params +500 (+50%), Δ FLOPs/token +1M (+50%), Δ wall -5 s (-50%)")
+    text = "data `/home/me/hn.csv`; data.source is '/home/me/hn.csv'"
+    assert local_paths_hidden(text, "/home/me/hn.csv") == "data `…/hn.csv`; data.source is '…/hn.csv'"
+    assert local_paths_hidden(text, "synthetic") == text
