@@ -10,7 +10,7 @@ from pathlib import Path
 from .config import (ConfigError, RunConfig, is_enabled, resolve_variants, seed_run_name, split_settings,
                      tokenized_name, variant_parents)
 from .runlog import write_json
-from .scale import scale_runs
+from .scale import scale_on, scale_runs
 from .tokenized import load_meta
 
 
@@ -87,7 +87,7 @@ def configure(params: dict, tokenized_root, out_dir, cuda: bool | None = None) -
     scaled = scale_runs(params, runs)
     for name, settings in {**runs, **{n: r.settings for n, r in scaled.items()}}.items():
         same = scaled[name].same_as if name in scaled else None
-        enabled[name] = is_enabled(settings, params) and same is None
+        enabled[name] = (is_enabled(settings, params) if name not in scaled else scale_on(params)) and same is None
         if enabled[name]:
             cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
             write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
@@ -100,9 +100,9 @@ def configure(params: dict, tokenized_root, out_dir, cuda: bool | None = None) -
 
 def run_index(params: dict, settings: dict[str, dict] | None = None, scaled: dict | None = None) -> list[dict]:
     """For the report, each run in order: its parent, its chain (a `from:` starts one), its study, whether it
-    runs, and for a seed run the variant it repeats; then the scale runs, each with its size, the variant it scales
-    and the default run it is (same_as) where it is one. settings, scaled: run_settings(params) and scale_runs, when
-    already computed."""
+    runs, and for a seed run the variant it repeats; then, when studies.scale is on, the scale runs, each with its
+    size, the variant it scales and the default run it is (same_as) where it is one. settings, scaled:
+    run_settings(params) and scale_runs(params, settings), when already computed."""
     if "runs" in params["variants"]:
         raise ConfigError("a variant may not be called 'runs': configs/runs.json lists every run")
     settings, parents = settings or run_settings(params), variant_parents(params)
@@ -115,8 +115,10 @@ def run_index(params: dict, settings: dict[str, dict] | None = None, scaled: dic
                   for s in params["noise"]["seeds"]]
     for row in index:
         row.update(study=settings[row["name"]]["study"], enabled=is_enabled(settings[row["name"]], params))
+    if not scale_on(params):  # its rows only when it runs: runs.json, and so the report, as without the study
+        return index
     scaled = scale_runs(params, settings) if scaled is None else scaled
     index += [{"name": n, "parent": r.parent, "group": None, "repeat_of": r.repeat_of, "study": "scale",
-               "enabled": is_enabled(r.settings, params) and r.same_as is None, "size": r.size,
+               "enabled": scale_on(params) and r.same_as is None, "size": r.size,
                "variant": r.variant, "same_as": r.same_as} for n, r in scaled.items()]
     return index

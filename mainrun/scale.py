@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from .config import seed_run_name, variant_parents
 
 
+def scale_on(params: dict) -> bool:
+    """studies.scale (mainrun.params requires the switch; a params dict built by hand may leave it out: off)."""
+    return bool(params["studies"].get("scale", False))
+
+
 def scale_run_name(size: str, run: str) -> str:
     return f"{size}-{run}"
 

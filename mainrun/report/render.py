@@ -196,10 +196,10 @@ def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir):
                       *(["this run − write-up"] if gaps else []), "val_loss_per_token", "val_bpb"], rows), ""]
     draws = [draw]
     if len({runs[r.run].settings["batch_size"] * runs[r.run].settings["block_size"] for r in fig.rows}) > 1:
-        draws.append(partial(cost_charts.tokens_chart, fig_dir / f"{fig.key}_tokens.png",
+        draws.append(partial(cost_charts.tokens_chart, fig_dir / f"tokens_{fig.key}.png",
                              f"{fig.title}, over tokens seen",
                              {r.run: tokens_seen(runs[r.run]) for r in fig.rows}))
-        lines += [f"![{fig.title}, over tokens seen](figures/{fig.key}_tokens.png)", "",
+        lines += [f"![over tokens seen: {fig.title}](figures/tokens_{fig.key}.png)", "",
                   "The same curves over tokens seen (steps × batch_size × block_size): these runs see different "
                   "numbers of tokens per optimiser step, so the chart above (over steps, the write-up's axis) "
                   "compares them at unequal data.", ""]
