@@ -1,7 +1,8 @@
 """Resolve params.yaml into one config file per run, so DVC's content hashes decide exactly what re-trains.
 
-A run is a variant, or a variant at an extra seed from `noise`. Its file holds the resolved model and training
-settings and the fingerprint of the tokenized data it reads: a file that did not change means nothing to redo.
+A run is a variant, a variant at an extra seed from `noise`, or one of those at another size (mainrun/scale.py).
+Its file holds the resolved model and training settings and the fingerprint of the tokenized data it reads: a file
+that did not change means nothing to redo.
 """
 import os
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 from .config import (ConfigError, RunConfig, is_enabled, resolve_variants, seed_run_name, split_settings,
                      tokenized_name, variant_parents)
 from .runlog import write_json
+from .scale import scale_on, scale_runs
 from .tokenized import load_meta
 
 
@@ -88,20 +90,25 @@ def configure(params: dict, tokenized_root, out_dir, cuda: bool | None = None) -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     enabled, runs = {}, run_settings(params)
-    for name, settings in runs.items():
-        enabled[name] = is_enabled(settings, params)
+    scaled = scale_runs(params, runs)
+    for name, settings in {**runs, **{n: r.settings for n, r in scaled.items()}}.items():
+        same = scaled[name].same_as if name in scaled else None
+        enabled[name] = (is_enabled(settings, params) if name not in scaled else scale_on(params)) and same is None
         if enabled[name]:
             cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
             write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
-        else:  # an opt-in study that is off: its stages write a marker and return at once
-            write_json(out / f"{name}.json", {"name": name, "enabled": False, "study": settings["study"]})
-    write_json(out / "runs.json", {"runs": run_index(params, runs)})
+        else:  # an opt-in study that is off, or a size that is the default run: its stages write a marker
+            write_json(out / f"{name}.json", {"name": name, "enabled": False, "study": settings["study"],
+                                              **({"same_as": same} if same else {})})
+    write_json(out / "runs.json", {"runs": run_index(params, runs, scaled)})
     return enabled
 
 
-def run_index(params: dict, settings: dict[str, dict] | None = None) -> list[dict]:
+def run_index(params: dict, settings: dict[str, dict] | None = None, scaled: dict | None = None) -> list[dict]:
     """For the report, each run in order: its parent, its chain (a `from:` starts one), its study, whether it
-    runs, and for a seed run the variant it repeats. settings: run_settings(params), when already computed."""
+    runs, and for a seed run the variant it repeats; then, when studies.scale is on, the scale runs, each with its
+    size, the variant it scales and the default run it is (same_as) where it is one. settings, scaled:
+    run_settings(params) and scale_runs(params, settings), when already computed."""
     if "runs" in params["variants"]:
         raise ConfigError("a variant may not be called 'runs': configs/runs.json lists every run")
     settings, parents = settings or run_settings(params), variant_parents(params)
@@ -114,4 +121,10 @@ def run_index(params: dict, settings: dict[str, dict] | None = None) -> list[dic
                   for s in params["noise"]["seeds"]]
     for row in index:
         row.update(study=settings[row["name"]]["study"], enabled=is_enabled(settings[row["name"]], params))
+    if not scale_on(params):  # its rows only when it runs: runs.json, and so the report, as without the study
+        return index
+    scaled = scale_runs(params, settings) if scaled is None else scaled
+    index += [{"name": n, "parent": r.parent, "group": None, "repeat_of": r.repeat_of, "study": "scale",
+               "enabled": scale_on(params) and r.same_as is None, "size": r.size,
+               "variant": r.variant, "same_as": r.same_as} for n, r in scaled.items()]
     return index

@@ -76,6 +76,7 @@ def evaluate_run(cfg, model_dir) -> dict:
 
     from safetensors.torch import load_model
 
+    from .cost import COST_KEYS
     from .model import GPT
     from .runlog import read_json
     from .runtime import ids_tensor, setup
@@ -96,4 +97,5 @@ def evaluate_run(cfg, model_dir) -> dict:
             "val_tokens": len(val_ids), "val_characters": meta["val"]["characters"], "val_bytes": meta["val"]["bytes"],
             "params": run["parameters"], "steps": run["steps"], "batches_per_epoch": run["batches_per_epoch"],
             "train_tokens_per_epoch": run["train_tokens_per_epoch"], "train_seconds": run["train_seconds"],
-            "tokens_per_second": run["tokens_per_second"], "device": run["device"]}
+            "tokens_per_second": run["tokens_per_second"], "device": run["device"],
+            **{k: run[k] for k in COST_KEYS}}

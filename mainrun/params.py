@@ -10,11 +10,14 @@ SECTIONS = {  # section -> the keys it may hold
     "train": {k: FIELD_TYPES[k] for k in sorted(EXEC_CONFIG_KEYS | TRAIN_KEYS - {
         "tokenizer", "vocab_size", "optimizer", "lr", "weight_decay", "schedule", "restart_epochs", "seed"})},
     "noise": {"variants": list, "seeds": list},
+    "scales": {"variants": list, "sizes": dict},
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
-REQUIRED = ("data", "noise")  # sections whose every key a stage reads; model and train default to Mainrun's
+REQUIRED = ("data", "noise", "scales")  # sections whose every key a stage reads; model and train default to Mainrun's
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
+SIZE_NAME = re.compile(r"[A-Za-z0-9_]+")  # a size starts a run's name: <size>-<variant>
+SIZE_KEYS = ("n_layer", "n_head", "d_model")
 
 
 def load_params(path="params.yaml") -> dict:
@@ -80,6 +83,45 @@ def _check_names(params: dict) -> None:
                                   f"noise seed {seed}; rename the variant")
 
 
+def _check_scales(params: dict) -> None:
+    """scales.variants train at every size of scales.sizes when studies.scale is true (see mainrun/scale.py)."""
+    scales, variants = params["scales"], params["variants"]
+    _list_of("scales.variants", str, scales["variants"])
+    _distinct("scales.variants", scales["variants"])
+    on = params["studies"].get("scale")
+    for name in scales["variants"]:
+        if name not in variants and on:  # while the study is off, a stale name only makes marker stages
+            raise ConfigError(f"scales.variants: {name!r} is not a variant; choose from {', '.join(variants)}")
+        if (variants.get(name) or {}).get("study"):
+            raise ConfigError(f"scales.variants: {name!r} belongs to the opt-in study {variants[name]['study']!r}; "
+                              "the scale study takes variants that always run")
+    for size, spec in scales["sizes"].items():
+        if not (isinstance(size, str) and SIZE_NAME.fullmatch(size)):
+            raise ConfigError(f"scales.sizes: the size name {size!r} may hold only letters, digits and '_' (it starts "
+                              f"run names, <size>-<variant>); rename it, e.g. {_suggest(size).replace('-', '_')!r}")
+        _mapping(f"scales.sizes.{size}", spec, SIZE_KEYS)
+        for key in SIZE_KEYS:
+            if key not in spec:
+                raise ConfigError(f"scales.sizes.{size} needs {key} (each size sets {', '.join(SIZE_KEYS)})")
+            check_value(f"scales.sizes.{size}.{key}", int, spec[key])
+            if spec[key] < 1:
+                raise ConfigError(f"scales.sizes.{size}.{key} must be positive, got {spec[key]}")
+        if spec["d_model"] % spec["n_head"]:
+            raise ConfigError(f"scales.sizes.{size}: d_model {spec['d_model']} is not divisible by n_head "
+                              f"{spec['n_head']}")
+    if on:
+        for name in params["noise"]["variants"]:
+            if name not in scales["variants"]:
+                raise ConfigError(f"noise.variants: {name!r} is not in scales.variants, so the scale study has no run "
+                                  f"at each size for its seed repeats to repeat; add it to scales.variants")
+    taken = set(variants) | {seed_run_name(v, s) for v in params["noise"]["variants"] for s in params["noise"]["seeds"]}
+    for size in scales["sizes"]:
+        for name in scales["variants"]:
+            if f"{size}-{name}" in taken:
+                raise ConfigError(f"variant name {f'{size}-{name}'!r} is also the name of {name!r} at size {size!r} of "
+                                  "scales.sizes; rename the variant or the size")
+
+
 def _suggest(name) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_") or "my_variant"
 
@@ -100,7 +142,7 @@ def check_params(params: dict) -> None:
     _check_vocab_sizes(params)
     _check_names(params)
     check_tokenizer_corpus(params["data"]["tokenizer_corpus"])
-    used_studies = set()
+    used_studies = {"scale"}
     for name, delta in params["variants"].items():
         for key, value in _mapping(f"variants.{name}", delta or {}, DELTA_KEYS | {"from", "study"}).items():
             if key == "study":
@@ -118,3 +160,4 @@ def check_params(params: dict) -> None:
         raise ConfigError(f"study '{missing[0]}' is used in params.yaml but has no switch: add studies.{missing[0]}: false")
     for study, on in _mapping("studies", params["studies"], used_studies).items():
         check_value(f"studies.{study}", bool, on)
+    _check_scales(params)

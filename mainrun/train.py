@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from .checkpoint import Checkpoint, StopFlag, rng_state, seed_everything, set_rng_state
 from .config import ExecConfig, Interrupted, MainrunError, RunConfig, TrainConfig
+from .cost import run_cost
 from .evaluate import legacy_val_loss
 from .model import GPT
 from .runlog import run_info, seconds_since_process_start, write_json
@@ -175,6 +176,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                    "steps": max_steps, "batches_per_epoch": batches, "train_tokens_per_epoch": len(train_ids),
                    "final_val_loss": val, "train_seconds": round(p.train_s, 2), "eval_seconds": round(p.eval_s, 2),
                    "tokens_per_second": round(max_steps * T * B / p.train_s, 1),
+                   **run_cost(model, cfg.model, B, max_steps),
                    "execution": {**asdict(execution), "slot": slot.name, "threads": slot.threads}, **run_info(device)}
         summary = save_outputs(Path(out_dir), model, cfg, summary, (startup_s, setup_s, first_step_s))
         ckpt.clear()

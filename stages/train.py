@@ -20,7 +20,8 @@ def main():
         for d in (args.out, args.live):
             Path(d).mkdir(parents=True, exist_ok=True)
             write_json(Path(d) / "skipped.json", {"name": spec["name"], "study": spec["study"]})
-        print(f"{spec['name']}: skipped (studies.{spec['study']} is false)")
+        print(f"{spec['name']}: " + (f"is the run {spec['same_as']} (same settings): nothing to train"
+                                     if spec.get("same_as") else f"skipped (studies.{spec['study']} is false)"))
         return
     from mainrun.train import train  # torch loads only for runs that train
 

@@ -24,7 +24,7 @@ def tiny_repo(path):
         params["train"]["epochs"] = 2
         params["variants"] = VARIANTS
         params["noise"]["variants"] = ["r1_adamw"]
-        params["studies"] = {"failed_attempts": False}  # the alt tokenizers' switch
+        params["studies"] = {"failed_attempts": False, "scale": False}  # the alt tokenizers' switch, the scale study's
     return make_tiny_repo(path, three_variants)
 
 

@@ -7,15 +7,19 @@ a run's name. render: markdown lines, and the charts to draw once the report is 
 from dataclasses import asdict
 from pathlib import Path
 
-from . import analyse, render, writeup
+from . import analyse, render, render_scale, scale, writeup
 from .load import load_published, load_runs, read_configs
-from ..runlog import write_json
+from ..runlog import read_json, write_json
 
 __all__ = ["build_report"]
+COST = ("params", "params_non_embedding", "train_flops", "flops_per_step", "flops_per_token", "tokens_seen",
+        "train_seconds", "device")  # mainrun.cost.COST_KEYS and the rest of a run's cost (not imported: torch)
 
 
-def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict, fig_dir, verdicts: list):
-    """Every section of the report in order, each as (lines, charts to draw); verdicts collects each judgement."""
+def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict, fig_dir, verdicts: list,
+             sizes: list = (), index: list = (), studied: dict | None = None):
+    """Every section of the report in order, each as (lines, charts to draw); verdicts collects each judgement,
+    studied the scale study's summary (sizes: scale.read_scale's, index: configs/runs.json's rows)."""
     yield render.what_ran(data_stats, runs, setting, noise), []
     yield ["## Write-up, figure by figure", ""], []
     root = setting.match.get(next(iter(setting.runs)))
@@ -29,6 +33,11 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
     chain = analyse.chains(runs).get(0, [])
     comparisons = [analyse.compare(runs[a], runs[b], noise) for a, b in zip(chain, chain[1:])]
     yield render.chain(chain, comparisons, runs, noise, fig_dir)
+    yield render_scale.cost(runs, sizes, fig_dir)
+    lines, draws, summary = render_scale.scale_study(sizes, index, runs, fig_dir)
+    if summary is not None and studied is not None:
+        studied.update(summary)
+    yield lines, draws
     stacked = analyse.only_with(runs, noise)
     claim = analyse.only_with_verdict(stacked, runs)
     verdicts += [{"figure": "only_with_adamw", **asdict(c), "claim": claim} for c in stacked]
@@ -52,11 +61,14 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     published = load_published()
     setting = writeup.check_setting(data, configs, published["setting"])
     noise = analyse.noise_levels(runs)
-    lines, draws, verdicts = [], [], []
-    for section_lines, section_draws in sections(setting, data_stats, runs, published, noise, fig_dir, verdicts):
+    index = read_json(Path(configs_dir) / "runs.json")["runs"]
+    sizes = scale.read_scale(configs_dir, metrics_dir, live_dir, runs, noise)
+    lines, draws, verdicts, studied = [], [], [], {}
+    for section_lines, section_draws in sections(setting, data_stats, runs, published, noise, fig_dir, verdicts,
+                                                 sizes, index, studied):
         lines += section_lines
         draws += section_draws
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "report.md").write_text(local_paths_hidden("\n".join(lines) + "\n", data["source"]))
     for draw in draws:
         draw()
     summary = {"writeup_setting": setting.complete, "runs": len(runs),
@@ -66,5 +78,17 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
                             for row in verdicts]}
     for metric in ("val_loss", "val_loss_per_token", "val_bpb"):
         summary[metric] = {n: round(r.metrics[metric], 6) for n, r in runs.items()}
+    every = {**runs, **{r.name: r for s in sizes for r in s.runs.values()}}
+    summary["cost"] = [{"run": n, **{k: r.metrics[k] for k in COST if k in r.metrics}}
+                       for n, r in every.items()]  # rows, not a mapping: dvc exp show stays narrow
+    if studied:
+        summary["scale"] = studied
     write_json(out / "summary.json", summary)
     return summary
+
+
+def local_paths_hidden(text: str, source: str) -> str:
+    """A report names a local data file by its name only: no path of this machine in a committed report."""
+    if Path(source).is_absolute() or source.startswith(".."):
+        return text.replace(source, f"…/{Path(source).name}")
+    return text

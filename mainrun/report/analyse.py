@@ -16,6 +16,7 @@ from .load import Run
 COUNTING_KEYS = ("tokenizer", "vocab_size", "block_size")
 METRICS = ("val_loss", "val_bpb")
 RULE = "|Δ| > 2·√2·σ"
+COST = ("params", "flops_per_token", "train_seconds")  # what a step costs, beside its verdict
 
 
 def changed(a: dict, b: dict) -> list[str]:
@@ -88,6 +89,7 @@ class Comparison:
     same: str | None = None  # why the two are one run under two names
     unreached: tuple = ()  # (run, reached, asked) of a tokenizer that stopped short, where the vocabulary changes
     steps: tuple = ()  # (ref's optimiser steps, run's) where they differ: a confound
+    cost: tuple = ()  # (what, ref's, run's) for parameters, FLOPs per token and train seconds, where recorded
 
 
 def compare(ref: Run, run: Run, noise: dict) -> Comparison:
@@ -101,9 +103,10 @@ def compare(ref: Run, run: Run, noise: dict) -> Comparison:
     unreached = tuple((r.name, r.vocab, r.settings["vocab_size"]) for r in (ref, run)
                       if "vocab_size" in keys and r.unreached)
     steps = (ref.metrics.get("steps"), run.metrics.get("steps"))
+    cost = tuple((k, ref.metrics[k], run.metrics[k]) for k in COST if k in ref.metrics and k in run.metrics)
     return Comparison(run.name, ref.name, keys, metric, delta, other, run.metrics[other] - ref.metrics[other],
                       counting, threshold, "same run" if same else judge(delta, threshold), same, unreached,
-                      steps if steps[0] != steps[1] else ())
+                      steps if steps[0] != steps[1] else (), cost)
 
 
 def chains(runs: dict[str, Run]) -> dict[int, list[str]]:

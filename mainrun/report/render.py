@@ -5,13 +5,20 @@ Every title and caption is written from the runs' resolved settings; nothing her
 import statistics
 from functools import partial
 
-from . import charts
+from . import charts, cost_charts
 from .analyse import RULE, changed
 
 METRIC = {"val_loss": "legacy val_loss", "val_bpb": "val_bpb"}
 OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW"}
 LABELS = {"vocab_size": "vocab", "block_size": "block", "n_layer": "layers", "d_model": "d_model"}
 STUDY_TITLES = {"failed_attempts": "What the write-up says did not help"}
+
+
+def tokens_seen(run) -> tuple[list, list]:
+    """A run's legacy val_loss curve over tokens seen rather than optimiser steps."""
+    steps, values = run.curves["val_loss"]
+    per_step = run.settings["batch_size"] * run.settings["block_size"]
+    return [s * per_step for s in steps], values
 
 
 def table(header: list, rows: list) -> list[str]:
@@ -64,6 +71,23 @@ def judged(delta: float, judgement: str, threshold: float | None, noise_name="se
     return f"{delta:+.4f}, beyond {noise_name} (±{threshold:.4f}): {judgement}"
 
 
+def si(x: float, signed: bool = False) -> str:
+    """12.3M, 4.56G: a count in SI units."""
+    for div, unit in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
+        if abs(x) >= div or div == 1:
+            return f"{x / div:{'+' if signed else ''}.3g}{unit}"
+
+
+COST = {"params": "params", "flops_per_token": "FLOPs/token", "train_seconds": "wall"}
+
+
+def cost_text(cost: tuple) -> str:
+    """What a step costs: Δ parameters, Δ training FLOPs per token, Δ train wall time, each also relative."""
+    parts = [f"Δ {COST[k]} {si(b - a, True) + (' s' if k == 'train_seconds' else '')}"
+             + (f" ({(b - a) / a:+.0%})" if a else "") for k, a, b in cost]
+    return "cost: " + ", ".join(parts) if parts else ""
+
+
 def comparison(c) -> str:
     """One comparison: identical runs and unreached vocabularies first, then the verdict and its confounds."""
     if c.same:
@@ -76,7 +100,7 @@ def comparison(c) -> str:
         line += f". **{run}'s tokenizer stopped at {reached:,} of the {asked:,} asked**"
     if c.steps:
         line += f". Confound: {c.steps[1]:,} optimiser steps against {c.steps[0]:,}"
-    return line
+    return line + (f". {cost_text(c.cost)[0].upper()}{cost_text(c.cost)[1:]}" if c.cost else "")
 
 
 def precision(s: dict) -> str:
@@ -170,12 +194,21 @@ def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir):
               f"Right: the final {METRIC[metric]}, the metric the verdicts below use.", "",
               *table(["variant", "write-up's final (legacy)", "this run: legacy val_loss",
                       *(["this run − write-up"] if gaps else []), "val_loss_per_token", "val_bpb"], rows), ""]
+    draws = [draw]
+    if len({runs[r.run].settings["batch_size"] * runs[r.run].settings["block_size"] for r in fig.rows}) > 1:
+        draws.append(partial(cost_charts.tokens_chart, fig_dir / f"tokens_{fig.key}.png",
+                             f"{fig.title}, over tokens seen",
+                             {r.run: tokens_seen(runs[r.run]) for r in fig.rows}))
+        lines += [f"![over tokens seen: {fig.title}](figures/tokens_{fig.key}.png)", "",
+                  "The same curves over tokens seen (steps × batch_size × block_size): these runs see different "
+                  "numbers of tokens per optimiser step, so the chart above (over steps, the write-up's axis) "
+                  "compares them at unequal data.", ""]
     for c, theirs, agree in fig.steps:
         lines.append(f"- **{c.ref} → {c.run}** ({step_text(runs[c.ref], runs[c.run])}). This run: {comparison(c)}.")
         said = ("its chart gives a range, not a value: no effect shown" if theirs.metric == "range" else
                 f"legacy val_loss {judged(theirs.delta, theirs.judgement, repeat_gap, 'its repeat gap')}")
         lines.append(f"  Write-up: {said}. **{agree[0].upper() + agree[1:]}.**")
-    return lines + [""], [draw]
+    return lines + [""], draws
 
 
 def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir):
@@ -184,25 +217,29 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
     bpb = [runs[n].metrics["val_bpb"] for n in names]
     notes = [f"{bpb[0]:.3f}"] + [f"{bpb[i]:.3f}\n{bpb[i] - bpb[i - 1]:+.3f}" for i in range(1, len(names))]
     sigma = noise["val_bpb"].sigma if noise["val_bpb"] else None
-    draws = [partial(charts.curves_chart, fig_dir / "cumulative.png",
+    draws = [partial(cost_charts.tokens_chart, fig_dir / "cumulative.png",
                      f"Each recommendation on top of the last: {describe([runs[names[0]], runs[names[-1]]])}",
-                     {n: runs[n].curves["val_loss"] for n in names}),
+                     {n: tokens_seen(runs[n]) for n in names}),
              partial(charts.bars_chart, fig_dir / "final_val_bpb.png", "Final val_bpb along the chain (Δ previous)",
                      names, bpb, [2 * sigma] * len(names) if sigma else None, "val_bpb (bars: ±2σ seed noise)",
                      annotations=notes)]
     m0 = runs[names[0]].metrics
     rows = [[names[0], "—", f"{m0['val_loss']:.4f}", f"{m0['val_bpb']:.4f}", f"{m0['val_tokens_counted_frac']:.1%}",
-             "—"]]
+             "—", "—"]]
     for c in comparisons:
         m, r = runs[c.run].metrics, runs[c.ref].metrics
         rel = [f"{m[k]:.4f} ({(m[k] - r[k]) / r[k]:+.1%})" for k in ("val_loss", "val_bpb")]
         rows.append([c.run, step_text(runs[c.ref], runs[c.run]), *rel, f"{m['val_tokens_counted_frac']:.1%}",
-                     "same run" if c.same else f"{METRIC[c.metric]} {c.delta:+.4f}: {c.judgement}"])
+                     "same run" if c.same else f"{METRIC[c.metric]} {c.delta:+.4f}: {c.judgement}",
+                     cost_text(c.cost).removeprefix("cost: ") or "—"])
     opposite = [c.run for c in comparisons if c.delta * c.other_delta < 0]
     return ["## The cumulative chain", "", "![cumulative](figures/cumulative.png)", "",
+            "The curves above are drawn over tokens seen (optimiser steps × batch_size × block_size), not steps: a "
+            "step that changes the tokens per step is compared at equal data.", "",
             "![final val_bpb](figures/final_val_bpb.png)", "",
             *table(["variant", "what changed from the one before", "legacy val_loss (Δ)", "val_bpb (Δ)",
-                    "tokens the legacy figure counts", "verdict"], rows), "",
+                    "tokens the legacy figure counts", "verdict", "cost (Δ params, FLOPs/token, train wall)"],
+                   rows), "",
             "The legacy figure divides the summed loss of the *counted* tokens by the validation *characters*; it "
             "counts only full batches of batch_size×block_size+1 tokens, so a larger block or another vocabulary "
             "changes which tokens count. Bits per byte counts every token over UTF-8 bytes: the one comparable across "

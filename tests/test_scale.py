@@ -1,0 +1,98 @@
+"""The scale study's runs: one config per (run, size), the default runs untouched by the switch, strict params."""
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from mainrun.config import ConfigError
+from mainrun.configure import configure
+from mainrun.params import check_params
+from mainrun.parallel import run_names
+from test_configure import config_bytes, fake_tokenized
+
+CHAIN = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
+         "r4_4_parallel"]
+
+
+def test_switching_the_study_on_changes_no_default_run(params, tmp_path):
+    off = config_bytes(params, tmp_path, "off")
+    params["studies"]["scale"] = True
+    on = config_bytes(params, tmp_path, "on")
+    scale = {n for n in on if n.startswith(("small-", "large-"))}
+    assert {n for n in on if on[n] != off[n]} == scale | {"runs"}
+    assert len(scale) == 2 * (len(CHAIN) + 4)  # the chain and the 4 noise repeats, at both sizes
+    assert all(json.loads(off[n]) == {"name": n, "enabled": False, "study": "scale"} for n in scale)
+
+
+def test_a_scale_run_is_its_variant_at_that_size(params, tmp_path):
+    params["studies"]["scale"] = True
+    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False)
+
+    def read(name):
+        return json.loads((tmp_path / "cfg" / f"{name}.json").read_text())
+    for run in ("r4_2_rope", "r1_adamw-seed1339"):
+        ref, big = read(run), read(f"large-{run}")
+        assert big["enabled"] and big["study"] == "scale"
+        assert {k: big["model"][k] for k in ("n_layer", "n_head", "d_model")} == params["scales"]["sizes"]["large"]
+        assert {**big["model"], **{k: ref["model"][k] for k in ("n_layer", "n_head", "d_model")}} == ref["model"]
+        assert big["train"] == ref["train"] and big["data"] == ref["data"]
+    index = {r["name"]: r for r in json.loads((tmp_path / "cfg" / "runs.json").read_text())["runs"]}
+    assert index["small-r4_2_rope"] | {"enabled": True} == {
+        "name": "small-r4_2_rope", "parent": "small-r4_1_rmsnorm", "group": None, "repeat_of": None, "study": "scale",
+        "enabled": True, "size": "small", "variant": "r4_2_rope", "same_as": None}
+    assert index["small-r1_adamw-seed1338"]["repeat_of"] == "small-r1_adamw"
+
+
+def test_a_size_that_is_the_default_model_is_the_default_run(params, tmp_path):
+    params["studies"]["scale"] = True
+    params["scales"]["sizes"]["mine"] = {k: params["model"][k] for k in ("n_layer", "n_head", "d_model")}
+    enabled = configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False)
+    assert not enabled["mine-r2_vocab"] and enabled["small-r2_vocab"]
+    assert json.loads((tmp_path / "cfg" / "mine-r4_4_parallel-seed1338.json").read_text()) == {
+        "name": "mine-r4_4_parallel-seed1338", "enabled": False, "study": "scale", "same_as": "r4_4_parallel-seed1338"}
+
+
+def dvc_stages(params, tmp_path) -> list[str]:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=tmp_path, check=True)
+    return subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=tmp_path, check=True, capture_output=True,
+                          text=True).stdout.split()
+
+
+def test_every_train_stage_reads_a_config_that_configure_writes(params, tmp_path):
+    """mainrun.parallel finds a stage's config by its name (run_names); the scale stages' names must map too."""
+    written = set(configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False))
+    trains = [s for s in dvc_stages(params, tmp_path) if s.startswith("train")]
+    assert {"train_scale@small-r2_vocab", "train_scale_seed@large-r4_4_parallel-1339"} <= set(trains)
+    assert {run_names(s) for s in trains} == written
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p["scales"]["sizes"].update({"x-l": {"n_layer": 1, "n_head": 1, "d_model": 8}}),
+     r"scales.sizes: the size name 'x-l' may hold only letters, digits and '_'.*e.g. 'x_l'"),
+    (lambda p: p["scales"]["sizes"]["small"].pop("n_head"), r"scales.sizes.small needs n_head"),
+    (lambda p: p["scales"]["sizes"]["small"].update(d_model=100, n_head=3), "scales.sizes.small: d_model 100 is not"),
+    (lambda p: p["scales"]["sizes"]["small"].update(width=3), r"unknown key scales.sizes.small.width"),
+    (lambda p: p["scales"]["variants"].append("vocab_8k"), "'vocab_8k' belongs to the opt-in study 'vocab_sweep'"),
+    (lambda p: p["scales"].update(variants=["baseline", "gone"], ) or p["studies"].update(scale=True),
+     r"scales.variants: 'gone' is not a variant"),
+    (lambda p: p["scales"].update(variants=["baseline"]) or p["studies"].update(scale=True),
+     r"noise.variants: 'r1_adamw' is not in scales.variants"),
+    (lambda p: p["variants"].update({"small-r1_adamw": {}}), r"variant name 'small-r1_adamw' is also the name of"),
+    (lambda p: p["studies"].pop("scale"), r"study 'scale' is used in params.yaml but has no switch"),
+])
+def test_bad_scales_name_the_key(params, mutate, message):
+    mutate(params)
+    with pytest.raises(ConfigError, match=message):
+        check_params(params)
+
+
+def test_while_off_a_stale_variant_name_only_makes_markers(params, tmp_path):
+    params["scales"]["variants"].append("gone")
+    check_params(params)
+    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False)
+    assert json.loads((tmp_path / "cfg" / "large-gone.json").read_text())["enabled"] is False
