@@ -15,6 +15,7 @@ TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
 REQUIRED = ("data", "noise")  # sections whose every key a stage reads; model and train default to Mainrun's
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
+UNDO = "a failed -S stays in params.yaml: see docs/first-hour.md#a-bad-value"  # appended to a params error
 
 
 def load_params(path="params.yaml") -> dict:
