@@ -123,7 +123,7 @@ def test_an_absolute_source_is_shown_relative_to_the_project(params, tmp_path, m
 def test_the_report_names_every_setting_and_says_things_once(params, tmp_path):
     text, _ = make_report(tmp_path, params, chain_values())
     assert "more settings" not in text
-    assert "optimizer SGD → AdamW, attn, attn_bias, emb_scale, lr, mlp, mlp_bias, norm, parallel_residual" in text
+    assert "vocab 16,000 → 32,000, attn, attn_bias, emb_scale, lr, mlp, mlp_bias, norm, parallel_residual, pos" in text
     assert text.count("not the write-up's setting") <= 1 and "published values not drawn" not in text
     assert text.count("The write-up's r1_adamw is 1.330 in Figure 1 and Figure 2; 1.311 in Figure 4b") == 3
 
