@@ -78,7 +78,8 @@ def chain_chart(path, title: str, labels: list, values: list, steps: list, thres
         ax.scatter([i], [v], s=45, zorder=2, color="white" if within else "#4C72B0", edgecolors="#4C72B0")
         text = f"{v:.3f}" if not i else f"{v:.3f}\n{v - values[i - 1]:+.3f}{' (noise)' if within else ''}"
         ax.annotate(text, (i, v), ha="center", va="bottom", fontsize=8, xytext=(0, 6), textcoords="offset points")
-    ax.set_xticks(list(x), [f"{n}\n{textwrap.fill(s, 16)}" for n, s in zip(labels, steps)], fontsize=7)
+    ticks = [f"{n}\n{textwrap.fill(s, 16, break_long_words=False)}" for n, s in zip(labels, steps)]
+    ax.set_xticks(list(x), ticks, fontsize=7)
     ax.margins(x=0.06, y=0.2)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

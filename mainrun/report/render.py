@@ -195,7 +195,7 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
     label = labelled(names, runs)
     draws = [partial(charts.chain_chart, fig_dir / "cumulative.png",
                      "Each recommendation on top of the last, judged on final val_bpb (hollow: within seed noise): "
-                     + " → ".join(steps[1:]), names, bpb, steps,
+                     + "; ".join(steps[1:]), names, bpb, steps,
                      noise["val_bpb"].threshold if noise["val_bpb"] else None, "final val_bpb"),
              partial(charts.bars_chart, fig_dir / "final_val_bpb.png", "Final val_bpb along the chain (Δ previous)",
                      [label[n] for n in names], bpb, [2 * sigma] * len(names) if sigma else None,
