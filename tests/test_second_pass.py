@@ -123,7 +123,8 @@ def test_an_absolute_source_is_shown_relative_to_the_project(params, tmp_path, m
 def test_the_report_names_every_setting_and_says_things_once(params, tmp_path):
     text, _ = make_report(tmp_path, params, chain_values())
     assert "more settings" not in text
-    assert "vocab 16,000 → 32,000, attn, attn_bias, emb_scale, lr, mlp, mlp_bias, norm, parallel_residual, pos" in text
+    named = "vocab 16,000 → 32,000, attn, attn_bias, emb_scale, lr, mlp, mlp_bias, norm, parallel_residual, pos"
+    assert named in text
     assert text.count("not the write-up's setting") <= 1 and "published values not drawn" not in text
     assert text.count("The write-up's r1_adamw is 1.330 in Figure 1 and Figure 2; 1.311 in Figure 4b") == 3
 
@@ -160,8 +161,9 @@ def test_seed_chart_draws_every_seed_on_a_zoomed_axis(params, tmp_path, monkeypa
 def test_cumulative_chart_is_the_chain_on_val_bpb_in_chain_order(params, tmp_path, monkeypatch):
     from mainrun.report import charts
     drawn = {}
-    monkeypatch.setattr(charts, "chain_chart", lambda path, title, names, values, steps, *a: drawn.update(
-        title=title, names=names, values=values, steps=steps))
+    def chain_chart(path, title, names, values, steps, *args):
+        drawn.update(title=title, names=names, values=values, steps=steps)
+    monkeypatch.setattr(charts, "chain_chart", chain_chart)
     make_report(tmp_path, params, chain_values())
     chain = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
              "r4_4_parallel"]
