@@ -126,7 +126,8 @@ def test_the_report_names_every_setting_and_says_things_once(params, tmp_path):
     named = "vocab 16,000 → 32,000, attn, attn_bias, emb_scale, lr, mlp, mlp_bias, norm, parallel_residual, pos"
     assert named in text
     assert text.count("not the write-up's setting") <= 1 and "published values not drawn" not in text
-    assert text.count("The write-up's r1_adamw is 1.330 in Figure 1 and Figure 2; 1.311 in Figure 4b") == 3
+    assert text.count("The write-up's final value for r1_adamw is 1.330 in Figure 1 and Figure 2; 1.311 in "
+                      "Figure 4b: one configuration drawn more than once") == 3
 
 
 def test_legends_put_the_resolved_setting_beside_the_name(params, tmp_path, monkeypatch):

@@ -148,7 +148,7 @@ def faithfulness(rows: list, metrics: dict, log: dict) -> list[str]:
 
 
 def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir, repeated: dict):
-    """repeated: {our run: note} for a run the write-up publishes with different values in different figures."""
+    """repeated: {our run: its published values by figure} where the write-up publishes more than one."""
     ours = [runs[r.run] for r in fig.rows]
     title = f"{fig.title} (write-up: {describe(fig.theirs)}; this run: {describe(ours) if ours else 'not run'})"
     lines = [f"### {title}", ""]
@@ -175,7 +175,9 @@ def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir, re
               f"Right: the final {METRIC[metric]}, the metric the verdicts below use.", "",
               *table(["variant", "write-up's final (legacy)", "this run: legacy val_loss",
                       *(["this run − write-up"] if gaps else []), "val_loss_per_token", "val_bpb"], rows), "",
-              *[f"- {repeated[r.run]}" for r in fig.rows if r.run in repeated]]
+              *[f"- The write-up's final value for {r.run} is {repeated[r.run]}: one configuration drawn more than "
+                "once, so its values differ by the write-up's own run-to-run noise (see Seed noise)."
+                for r in fig.rows if r.run in repeated]]
     lines += [""] if lines[-1] else []
     for c, theirs, agree in fig.steps:
         lines.append(f"- **{c.ref} → {c.run}** ({step_text(runs[c.ref], runs[c.run])}). This run: {comparison(c)}.")
