@@ -13,8 +13,9 @@ install:
 	@test -f $(PLOTS_TEMPLATE) || $(PY) -m mainrun.plots_template $(PLOTS_TEMPLATE)
 
 # The profile is written into params.yaml first (idempotent), then the DAG runs, then `dvc exp run` records it as
-# an experiment with nothing left to run. A first `dvc exp run` in a fresh clone would start by restoring the
-# outputs HEAD records: HEAD records none (no dvc.lock is committed), and DVC warns once per output.
+# an experiment with nothing left to run, unless an experiment of this commit already holds the same dvc.lock and
+# params.yaml (mainrun.experiments). A first `dvc exp run` in a fresh clone would start by restoring the outputs
+# HEAD records: HEAD records none (no dvc.lock is committed), and DVC warns once per output.
 J ?= 1
 PROFILE ?= profiles/cpu.yaml
 demo: install  # J=2: two runs at once through mainrun.parallel; PROFILE=profiles/mine.yaml: another profile
@@ -24,8 +25,10 @@ ifeq ($(J),1)
 else
 	$(PY) -m mainrun.parallel -j $(J)
 endif
-	dvc exp run --quiet
+	$(PY) -m mainrun.experiments || dvc exp run --quiet
 	@echo "recorded as an experiment: make show (or dvc exp show); the report is reports/report.md"
+	@echo "DVC's 'git add ... dvc.lock' hint above: do not commit. dvc.lock and params.yaml now hold this profile's runs,"
+	@echo "which the experiment keeps (dvc exp apply NAME brings them back); the committed params.yaml is the real run's."
 
 SHOW ?= ^val_bpb\.(baseline|r1_adamw|r2_vocab|r3_block256|r4_4_parallel)$$
 show:  # SHOW: a regex of the metric and param columns to keep

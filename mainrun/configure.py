@@ -8,15 +8,17 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .config import (ConfigError, RunConfig, is_enabled, resolve_variants, seed_run_name, split_settings,
-                     tokenized_name, variant_parents)
+from .config import (ALT_TOKENIZERS, ConfigError, RunConfig, is_enabled, resolve_variants, seed_run_name,
+                     split_settings, tokenized_name, variant_parents)
 from .runlog import write_json
 from .scale import scale_on, scale_runs
 from .tokenized import load_meta
 
 
 def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
-    return Path(root) / tokenized_name(kind, vocab_size)
+    """bpe-<vocab> for each BPE size; an opt-in tokenizer, built at vocab_size only, has one folder whatever the
+    size, so changing vocab_size never leaves its output without a hash in dvc.lock (DVC warned of each)."""
+    return Path(root) / (kind if kind in ALT_TOKENIZERS else tokenized_name(kind, vocab_size))
 
 
 def run_settings(params: dict) -> dict[str, dict]:
@@ -33,10 +35,29 @@ def run_settings(params: dict) -> dict[str, dict]:
     return runs
 
 
+def check_runs(params: dict) -> None:
+    """Every run that is on resolves to a valid model and training config (ranges, combinations, a vocabulary that
+    is built): configure's checks that need no tokenized data, named by the first run the bad value reaches."""
+    for name, settings in run_settings(params).items():
+        if not is_enabled(settings, params):
+            continue
+        try:
+            split_settings({k: v for k, v in settings.items() if k != "study"})
+        except ConfigError as e:
+            raise ConfigError(f"variant '{name}': {e}") from None
+        if settings["tokenizer"] == "bpe" and settings["vocab_size"] not in params["vocab_sizes"]:
+            raise ConfigError(f"variant '{name}' uses vocab_size {settings['vocab_size']}, which is not in "
+                              f"vocab_sizes {params['vocab_sizes']}: add it to vocab_sizes so the tokenize stage "
+                              "builds it")
+
+
 def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: bool = False) -> RunConfig:
     """One run's resolved config; cuda: whether a GPU is visible (it decides what `device: auto` and the other
     per-device `auto`s become, which are part of the run's identity)."""
-    model, train = split_settings(settings)
+    try:
+        model, train = split_settings(settings)
+    except ConfigError as e:
+        raise ConfigError(f"variant '{name}': {e}") from None
     train = train.resolved(cuda)
     vocab = train.vocab_size_requested
     if train.tokenizer == "bpe" and vocab not in params["vocab_sizes"]:

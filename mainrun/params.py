@@ -18,6 +18,7 @@ REQUIRED = ("data", "noise", "scales")  # sections whose every key a stage reads
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
 SIZE_NAME = re.compile(r"[A-Za-z0-9_]+")  # a size starts a run's name: <size>-<variant>
 SIZE_KEYS = ("n_layer", "n_head", "d_model")
+UNDO = "a failed -S stays in params.yaml: see docs/first-hour.md#a-bad-value"  # appended to a params error
 
 
 def load_params(path="params.yaml") -> dict:

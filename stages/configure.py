@@ -2,7 +2,8 @@
 import argparse
 
 from stages._common import run_stage
-from mainrun.params import load_params
+from mainrun.config import ConfigError
+from mainrun.params import UNDO, load_params
 from mainrun.configure import configure
 
 
@@ -11,7 +12,10 @@ def main():
     ap.add_argument("--tokenized", required=True, help="root of the tokenized data directories")
     ap.add_argument("--out", required=True, help="directory for <run>.json")
     args = ap.parse_args()
-    enabled = configure(load_params(), args.tokenized, args.out)
+    try:
+        enabled = configure(load_params(), args.tokenized, args.out)
+    except ConfigError as e:
+        raise ConfigError(f"{e} ({UNDO})") from None
     on = [n for n, e in enabled.items() if e]
     print(f"{len(on)} runs configured: {', '.join(on)}; {len(enabled) - len(on)} opt-in runs off")
 

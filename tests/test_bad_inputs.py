@@ -11,7 +11,7 @@ from conftest import ROOT
 from mainrun import data
 from mainrun.config import ConfigError
 from mainrun.data import MAX_TITLE_CHARS, DataError, load_titles
-from mainrun.params import check_params
+from mainrun.params import UNDO, check_params
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -152,5 +152,5 @@ def test_stages_print_one_error_line_and_exit_1(tmp_path, params):
     p = stage(tmp_path, "configure", params, "--tokenized", "tok", "--out", "configs")
     assert (p.returncode, p.stderr) == (1, "error: params.yaml: unknown top-level key 'vocab_szie'; allowed: "
                                             "alt_tokenizers, data, model, noise, scales, seed, studies, train, "
-                                            "variants, vocab_size, vocab_sizes\n")
+                                            f"variants, vocab_size, vocab_sizes ({UNDO})\n")
 

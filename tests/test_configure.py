@@ -54,8 +54,8 @@ def test_disabled_study_runs_get_a_marker(params, tmp_path):
 
 def test_alt_tokenizer_of_a_study_that_is_off(params, tmp_path):
     tok = fake_tokenized(tmp_path / "tok")
-    (tok / "unigram-32000").mkdir()
-    (tok / "unigram-32000" / "skipped.json").write_text("{}")
+    (tok / "unigram").mkdir()  # an opt-in tokenizer's one folder
+    (tok / "unigram" / "skipped.json").write_text("{}")
     params["variants"]["r4_4_parallel"]["tokenizer"] = "unigram"
     with pytest.raises(ConfigError, match="built only when studies.failed_attempts is true"):
         configure(params, tok, tmp_path / "cfg")

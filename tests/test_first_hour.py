@@ -13,7 +13,7 @@ import yaml
 
 from conftest import ROOT
 from mainrun.config import ConfigError, read_yaml
-from mainrun.params import check_params, load_params
+from mainrun.params import UNDO, check_params, load_params
 from mainrun.profile import apply, overrides
 from waiting import run_to_end
 
@@ -189,7 +189,7 @@ def test_a_vocab_size_error_comes_from_configure_not_from_a_study_that_is_off(tm
     assert json.loads((tmp_path / "m.json").read_text()) == {"skipped": True}
     p = stage(tmp_path, "configure", "--tokenized", "tok", "--out", "configs")
     assert (p.returncode, p.stderr) == (1, "error: vocab_size 16000 is not in vocab_sizes [500, 1000, 2000]: add it "
-                                           "to vocab_sizes so the tokenize stage builds it\n")
+                                           f"to vocab_sizes so the tokenize stage builds it ({UNDO})\n")
     params["studies"]["failed_attempts"] = True  # switched on, the study's stage is concerned, and says so
     write_params(tmp_path / "params.yaml", params)
     p = stage(tmp_path, "tokenize", "--kind", "unigram", "--vocab-size", "16000", "--raw", "raw",

@@ -50,7 +50,7 @@ def repo(tmp_path_factory):
 
 def test_download_and_tokenize_then_nothing(repo):
     first = ran(sh(repo, "dvc", "repro", "download", "tokenize"))
-    assert first == {"download", "tokenize@200", "tokenize@300", "tokenize@400"}
+    assert first == {"check", "download", "tokenize@200", "tokenize@300", "tokenize@400"}
     assert ran(sh(repo, "dvc", "repro", "download", "tokenize")) == set()
     stats = json.loads((repo / "metrics" / "data.json").read_text())
     assert (stats["train"]["titles"], stats["val"]["titles"]) == (540, 60)
@@ -89,26 +89,26 @@ def test_report_alone_regenerates_after_deleting_reports(repo):
 
 def test_plots_list_every_variant(repo):
     plots = dvc_json(repo, "plots", "diff")["data"]  # the plots also name the variants left out: DVC warns
-    files = {v["filename"].split("dvclive/")[-1] for v in plots["val_loss_all"][0]["content"]["data"]["values"]}
+    files = {v["filename"].split("dvclive/")[-1] for plot in plots.values() for v in plot[0]["content"]["data"]["values"]}
     assert files == {f"{n}/plots/metrics/val_loss.tsv" for n in DEFAULT}
     assert set(plots) >= {"fig1_adamw", "fig2_vocab", "fig3_block", "fig4a_arch_on_sgd", "fig4b_arch_on_adamw",
                           "fig5_full_stack"}
 
 
-def test_an_edit_of_params_reruns_configure_which_checks_it(repo):
-    """configure tracks the whole params.yaml, so a misspelt key stops `dvc repro` at once, with one line."""
+def test_an_edit_of_params_reruns_check_which_stops_it(repo):
+    """check tracks the whole params.yaml and runs first, so a misspelt key stops `dvc repro` at once, with one line."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     (repo / "params.yaml").write_text(yaml.safe_dump({**params, "vocab_szie": 16000}, sort_keys=False))
     out = sh(repo, "dvc", "repro", check=False)
-    assert ran(out) == {"configure"} and "error: params.yaml: unknown top-level key 'vocab_szie'" in out
+    assert ran(out) == {"check"} and "error: params.yaml: unknown top-level key 'vocab_szie'" in out
     sh(repo, "git", "checkout", "params.yaml")
-    assert ran(sh(repo, "dvc", "repro")) <= {"configure"}  # its outputs come back as they were: nothing else re-runs
+    assert ran(sh(repo, "dvc", "repro")) <= {"check", "configure"}  # the same outputs: nothing else re-runs
 
 
 def test_vocab_experiment_reruns_exactly_rec2_onwards(repo):
     out = sh(repo, "dvc", "exp", "run", "-n", "vocab300", "-S", "vocab_size=300")
     later = HEADLINE[2:]
-    expected = ({"configure", "report", "tokenize_alt@unigram", "tokenize_alt@bpe_whitelist"}
+    expected = ({"check", "configure", "report", "tokenize_alt@unigram", "tokenize_alt@bpe_whitelist"}
                 | {f"train@{n}" for n in later} | {f"evaluate@{n}" for n in later})
     assert ran(out) == expected
     exps = sh(repo, "dvc", "exp", "show", "--json")

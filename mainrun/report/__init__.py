@@ -4,6 +4,7 @@ load: the configure stage's resolved settings, the evaluate stages' metrics, the
 analyse (+ writeup, the published side): pure functions to comparisons, verdicts, noise and studies; never from
 a run's name. render: markdown lines, and the charts to draw once the report is written.
 """
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,10 +27,12 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
     if root in runs and next(iter(setting.runs)) in setting.comparable:
         log = published["baseline_log"]
         yield render.faithfulness(writeup.faithfulness(runs[root].metrics, log), runs[root].metrics, log), []
+    repeated = {setting.match[w]: note for w, note in writeup.published_twice(published).items()
+                if setting.match.get(w) in runs}
     for key, fig in published["figures"].items():
         f = writeup.figure(key, fig, runs, setting, noise, published)
         verdicts += [{"figure": key, **asdict(c), "writeup": t.judgement, "agreement": a} for c, t, a in f.steps]
-        yield render.figure(f, runs, setting, noise, published["repeat_gap"], fig_dir)
+        yield render.figure(f, runs, setting, noise, published["repeat_gap"], fig_dir, repeated)
     chain = analyse.chains(runs).get(0, [])
     comparisons = [analyse.compare(runs[a], runs[b], noise) for a, b in zip(chain, chain[1:])]
     yield render.chain(chain, comparisons, runs, noise, fig_dir)
@@ -50,8 +53,15 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
     yield render.every_run(runs), []
 
 
+def shown(source: str) -> str:
+    """A data source as the report prints it: a file path relative to the project (the stages run from its root),
+    so no report names a folder of the machine it ran on."""
+    return os.path.relpath(source) if os.path.isabs(source) else source
+
+
 def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_dir, out_dir) -> dict:
     """data: params.yaml's data section, the one setting the run configs do not hold."""
+    data, data_stats = {**data, "source": shown(data["source"])}, {**data_stats, "source": shown(data_stats["source"])}
     out, fig_dir = Path(out_dir), Path(out_dir) / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     for old in fig_dir.glob("*.png"):  # a chart this run no longer draws must not linger

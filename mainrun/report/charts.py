@@ -1,4 +1,5 @@
-"""The report's PNGs (matplotlib, headless). Bars start at zero; curves that coincide get their own style and say so."""
+"""The report's PNGs (matplotlib, headless). Bars start at zero; curves that coincide get their own style and say so;
+seeds are dots on an axis zoomed to their values; notes sit above a plot, never over its curves."""
 import textwrap
 from itertools import cycle
 
@@ -25,8 +26,8 @@ def plot_curves(ax, curves: dict, published: dict, note: str | None, ylabel: str
         tag = f" (identical to {twin})" if twin else f" (overlaps {near})" if near else ""
         ax.plot(steps, values, linestyle=ls, marker=marker, markersize=4, markevery=max(1, len(steps) // 6),
                 linewidth=2.2 if tag else 1.4, alpha=0.8, label=label + tag)
-    if note:
-        ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=7, color="#555555", va="bottom", wrap=True)
+    if note:  # above the axes: inside them it covered the end of a curve
+        ax.set_title(note, fontsize=7, color="#555555", loc="left")
     ax.set(xlabel="step", ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -42,11 +43,11 @@ def plot_bars(ax, labels: list, values: list, errors: list | None, ylabel: str, 
         ax.axhspan(-band, band, color=GREY, alpha=0.35, label=f"within seed noise (±{band:.4f})")
         ax.legend(fontsize=7)
     for i, text in enumerate(annotations if annotations is not None else [f"{v:.4f}" for v in values]):
-        if errors:  # inside the bar, clear of the error bar
-            ax.annotate(text, (i, values[i] / 2), ha="center", va="center", fontsize=6, color="white")
-        else:
-            ax.annotate(text, (i, values[i]), ha="center", va="bottom" if values[i] >= 0 else "top", fontsize=6,
-                        xytext=(0, 2 if values[i] >= 0 else -2), textcoords="offset points")
+        up = values[i] >= 0  # beyond the bar's end and its error bar, dark on white
+        end = values[i] + (errors[i] if errors else 0) * (1 if up else -1)
+        ax.annotate(text, (i, end), ha="center", va="bottom" if up else "top", fontsize=8,
+                    xytext=(0, 3 if up else -3), textcoords="offset points")
+    ax.margins(y=0.15)  # room for the labels above the highest bar
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
 
@@ -66,9 +67,48 @@ def figure_chart(path, title: str, curves: dict, published: dict, note: str | No
     save(fig, path, title)
 
 
-def curves_chart(path, title: str, curves: dict, ylabel="validation loss (legacy)"):
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    plot_curves(ax, curves, {}, None, ylabel)
+def chain_chart(path, title: str, labels: list, values: list, steps: list, threshold: float | None, ylabel: str):
+    """The final value of each run along a chain, in chain order; each point names the change that led to it and
+    its difference from the one before, hollow where that difference is within seed noise (±threshold)."""
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.3 * len(labels) + 1.5), 4.6))
+    x = range(len(labels))
+    ax.plot(x, values, color="#4C72B0", linewidth=1.2, zorder=1)
+    for i, v in enumerate(values):
+        within = i and threshold is not None and abs(v - values[i - 1]) <= threshold
+        ax.scatter([i], [v], s=45, zorder=2, color="white" if within else "#4C72B0", edgecolors="#4C72B0")
+        text = f"{v:.3f}" if not i else f"{v:.3f}\n{v - values[i - 1]:+.3f}{' (noise)' if within else ''}"
+        ax.annotate(text, (i, v), ha="center", va="bottom", fontsize=8, xytext=(0, 6), textcoords="offset points")
+    ticks = [f"{n}\n{textwrap.fill(s, 16, break_long_words=False)}" for n, s in zip(labels, steps)]
+    ax.set_xticks(list(x), ticks, fontsize=7)
+    ax.margins(x=0.06, y=0.2)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    save(fig, path, title)
+
+
+def seeds_chart(path, title: str, groups: dict, threshold: float, ylabel: str):
+    """groups: {variant: [(seed, final value)]}. One panel per variant, each zoomed to its own values on the same
+    span: the seeds as dots, their mean as a line, and beside it a bar as tall as the threshold a difference must
+    exceed (2·√2·σ), so the spread reads against it."""
+    span = max(threshold, *(max(v for _, v in g) - min(v for _, v in g) for g in groups.values())) * 1.6
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups) + 0.8, 4.0), squeeze=False)
+    for ax, (name, points) in zip(axes[0], groups.items()):
+        seeds, vals = zip(*points)
+        mean = sum(vals) / len(vals)
+        ax.scatter(range(len(vals)), vals, s=40, color="#4C72B0", zorder=2)
+        for i, (seed, v) in enumerate(points):
+            ax.annotate(f"seed {seed}\n{v:.4f}", (i, v), fontsize=7, ha="left", xytext=(6, -4),
+                        textcoords="offset points")
+        ax.axhline(mean, color="black", linewidth=0.9, label=f"mean {mean:.4f}")
+        ax.errorbar([len(vals) - 0.4], [mean + threshold / 2], yerr=threshold / 2, color="#C44E52", capsize=5,
+                    label=f"threshold 2·√2·σ = {threshold:.4f}")
+        ax.set_ylim(mean - span / 2, mean + span / 2)
+        ax.set_xlim(-0.5, len(vals) + 0.1)
+        ax.set_xticks([])
+        ax.set_title(name, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.02))  # below: clear of the dots
+    axes[0][0].set_ylabel(ylabel)
     save(fig, path, title)
 
 

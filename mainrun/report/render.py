@@ -48,11 +48,14 @@ def step_text(a, b) -> str:
     keys = changed(a.settings, b.settings)
     shown = [f"{LABELS.get(k, k)} {value(a, k)} → {value(b, k)}" for k in keys if k in LABELS or k == "optimizer"]
     named = [k for k in keys if k not in LABELS and k != "optimizer"]
-    if not keys:
-        return "no change"
-    if len(named) > 4:
-        return ", ".join(shown + [f"{len(named)} more settings"])
-    return ", ".join(shown + named)
+    return ", ".join(shown + named) if keys else "no change"
+
+
+def labelled(names: list, runs: dict) -> dict:
+    """Each run's name with the sizes that differ among names beside it, e.g. `r3_block256 (block 64)`: a name
+    says what the write-up's run had, the label what this run had."""
+    keys = [k for k in LABELS if len({runs[n].settings[k] for n in names}) > 1]
+    return {n: f"{n} ({', '.join(f'{LABELS[k]} {value(runs[n], k)}' for k in keys)})" if keys else n for n in names}
 
 
 def describe(members: list) -> str:
@@ -143,8 +146,9 @@ def what_ran(data_stats: dict, runs: dict, setting, noise: dict) -> list[str]:
                          "here**: the corpus has no more merges to learn, so runs that differ only in that are one "
                          "run.")
     if setting.differences:
-        lines += ["", "**Differences from the write-up's setting** (its published values are shown for reference "
-                  "only where a run's settings differ):", "",
+        lines += ["", "**Differences from the write-up's setting.** The write-up's published values are listed beside "
+                  "each run for reference; they are drawn in a chart only for a run in the write-up's exact setting "
+                  f"(here: {setting.why}).", "",
                   *table(["setting", "write-up", "this run"], [[k, ", ".join(map(num, a)), ", ".join(map(num, b))]
                                                                for k, (a, b) in setting.differences.items()])]
     else:
@@ -167,7 +171,8 @@ def faithfulness(rows: list, metrics: dict, log: dict) -> list[str]:
             *table(["", "Mainrun log", "this run", "match"], body), ""]
 
 
-def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir):
+def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir, repeated: dict):
+    """repeated: {our run: its published values by figure} where the write-up publishes more than one."""
     ours = [runs[r.run] for r in fig.rows]
     title = f"{fig.title} (write-up: {describe(fig.theirs)}; this run: {describe(ours) if ours else 'not run'})"
     lines = [f"### {title}", ""]
@@ -176,24 +181,28 @@ def figure(fig, runs: dict, setting, noise: dict, repeat_gap: float, fig_dir):
     metric = fig.steps[-1][0].metric if fig.steps else "val_loss"
     sigma = noise[metric].sigma if noise[metric] else None
     drawn = any(r.curve for r in fig.rows)
-    note = None if drawn else "published values not drawn: this run is not in the write-up's setting"
-    bars = ([r.run for r in fig.rows], [runs[r.run].metrics[metric] for r in fig.rows],
+    note = None if drawn else "published values not drawn (not the write-up's setting: see What ran)"
+    label = labelled([r.run for r in fig.rows], runs)
+    bars = ([label[r.run] for r in fig.rows], [runs[r.run].metrics[metric] for r in fig.rows],
             [2 * sigma] * len(fig.rows) if sigma else None, f"final {METRIC[metric]} (bars: ±2σ seed noise)")
-    draw = partial(charts.figure_chart, fig_dir / f"{fig.key}.png", title, {r.run: runs[r.run].curves["val_loss"]
-                                                                           for r in fig.rows},
-                   {r.run: r.curve for r in fig.rows if r.curve}, note, bars)
+    draw = partial(charts.figure_chart, fig_dir / f"{fig.key}.png", title,
+                   {label[r.run]: runs[r.run].curves["val_loss"] for r in fig.rows},
+                   {label[r.run]: r.curve for r in fig.rows if r.curve}, note, bars)
     gaps = any(r.gap is not None for r in fig.rows)
     rows = [[r.run, f"{r.published[0]:.3f}–{r.published[1]:.3f}" if isinstance(r.published, list)
              else f"{r.published:.4f}", f"{m['val_loss']:.4f}", *([signed(r.gap)] if gaps else []),
              f"{m['val_loss_per_token']:.4f}", f"{m['val_bpb']:.4f}"]
             for r, m in ((r, runs[r.run].metrics) for r in fig.rows)]
     lines += [f"![{fig.title}](figures/{fig.key}.png)", "",
-              f"Left: the write-up's chart, legacy val_loss over steps "
-              f"({'published values as grey stars' if drawn else note}: "
-              f"{setting.why}). "
+              f"Left: the write-up's chart, legacy val_loss over steps"
+              f"{' (published values as grey stars: ' + setting.why + ')' if drawn else ''}. "
               f"Right: the final {METRIC[metric]}, the metric the verdicts below use.", "",
               *table(["variant", "write-up's final (legacy)", "this run: legacy val_loss",
-                      *(["this run − write-up"] if gaps else []), "val_loss_per_token", "val_bpb"], rows), ""]
+                      *(["this run − write-up"] if gaps else []), "val_loss_per_token", "val_bpb"], rows), "",
+              *[f"- The write-up's final value for {r.run} is {repeated[r.run]}: one configuration drawn more than "
+                "once, so its values differ by the write-up's own run-to-run noise (see Seed noise)."
+                for r in fig.rows if r.run in repeated]]
+    lines += [""] if lines[-1] else []
     draws = [draw]
     if len({runs[r.run].settings["batch_size"] * runs[r.run].settings["block_size"] for r in fig.rows}) > 1:
         draws.append(partial(cost_charts.tokens_chart, fig_dir / f"tokens_{fig.key}.png",
@@ -217,12 +226,18 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
     bpb = [runs[n].metrics["val_bpb"] for n in names]
     notes = [f"{bpb[0]:.3f}"] + [f"{bpb[i]:.3f}\n{bpb[i] - bpb[i - 1]:+.3f}" for i in range(1, len(names))]
     sigma = noise["val_bpb"].sigma if noise["val_bpb"] else None
-    draws = [partial(cost_charts.tokens_chart, fig_dir / "cumulative.png",
-                     f"Each recommendation on top of the last: {describe([runs[names[0]], runs[names[-1]]])}",
-                     {n: tokens_seen(runs[n]) for n in names}),
+    steps = ["start"] + [step_text(runs[a], runs[b]) for a, b in zip(names, names[1:])]
+    label = labelled(names, runs)
+    draws = [partial(charts.chain_chart, fig_dir / "cumulative.png",
+                     "Each recommendation on top of the last, judged on final val_bpb (hollow: within seed noise): "
+                     + "; ".join(steps[1:]), names, bpb, steps,
+                     noise["val_bpb"].threshold if noise["val_bpb"] else None, "final val_bpb"),
+             partial(cost_charts.tokens_chart, fig_dir / "cumulative_tokens.png",
+                     f"The chain over tokens seen: {describe([runs[names[0]], runs[names[-1]]])}",
+                     {label[n]: tokens_seen(runs[n]) for n in names}),
              partial(charts.bars_chart, fig_dir / "final_val_bpb.png", "Final val_bpb along the chain (Δ previous)",
-                     names, bpb, [2 * sigma] * len(names) if sigma else None, "val_bpb (bars: ±2σ seed noise)",
-                     annotations=notes)]
+                     [label[n] for n in names], bpb, [2 * sigma] * len(names) if sigma else None,
+                     "val_bpb (bars: ±2σ seed noise)", annotations=notes)]
     m0 = runs[names[0]].metrics
     rows = [[names[0], "—", f"{m0['val_loss']:.4f}", f"{m0['val_bpb']:.4f}", f"{m0['val_tokens_counted_frac']:.1%}",
              "—", "—"]]
@@ -234,8 +249,11 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
                      cost_text(c.cost).removeprefix("cost: ") or "—"])
     opposite = [c.run for c in comparisons if c.delta * c.other_delta < 0]
     return ["## The cumulative chain", "", "![cumulative](figures/cumulative.png)", "",
-            "The curves above are drawn over tokens seen (optimiser steps × batch_size × block_size), not steps: a "
-            "step that changes the tokens per step is compared at equal data.", "",
+            "![over tokens seen](figures/cumulative_tokens.png)", "",
+            "The second chart draws each run's legacy val_loss curve over tokens seen (optimiser steps × batch_size × "
+            "block_size), not steps, so a step that changes the tokens per step is compared at equal data; its "
+            "levels are comparable only between runs with the same vocabulary and block size (the first chart and "
+            "the verdicts use val_bpb).", "",
             "![final val_bpb](figures/final_val_bpb.png)", "",
             *table(["variant", "what changed from the one before", "legacy val_loss (Δ)", "val_bpb (Δ)",
                     "tokens the legacy figure counts", "verdict", "cost (Δ params, FLOPs/token, train wall)"],
@@ -243,8 +261,9 @@ def chain(names: list[str], comparisons: list, runs: dict, noise: dict, fig_dir)
             "The legacy figure divides the summed loss of the *counted* tokens by the validation *characters*; it "
             "counts only full batches of batch_size×block_size+1 tokens, so a larger block or another vocabulary "
             "changes which tokens count. Bits per byte counts every token over UTF-8 bytes: the one comparable across "
-            "block sizes and vocabularies, and the one such steps are judged on. The two metrics move in opposite "
-            f"directions at: {', '.join(opposite) or 'no step'}.", ""], draws
+            "block sizes and vocabularies, and the one such steps are judged on. "
+            + (f"The two metrics move in opposite directions at: {', '.join(opposite)}." if opposite else
+               "The two metrics move in the same direction at every step."), ""], draws
 
 
 def only_with(stacked: list, verdict: str | None, theirs: str, runs: dict, fig_dir):
@@ -306,9 +325,11 @@ def seed_noise(noise: dict, runs: dict, published: dict, published_steps: list, 
         rows.append([v, len(vs), f"{statistics.mean(vs):.4f} ± {statistics.stdev(vs):.4f}", f"{max(vs) - min(vs):.4f}",
                      f"{statistics.mean(bs):.4f} ± {statistics.stdev(bs):.4f}"])
     names = list(legacy.groups)
-    draw = partial(charts.bars_chart, fig_dir / "seed_noise.png", "Final legacy val_loss over seeds (mean ± std)",
-                   names, [statistics.mean(vs) for vs in legacy.groups.values()],
-                   [statistics.stdev(vs) for vs in legacy.groups.values()], "val_loss (legacy)")
+    seeds = {v: [runs[v].settings["seed"]] + [r.settings["seed"] for r in runs.values() if r.repeat_of == v]
+             for v in names}  # in noise_spread's order: the variant, then its repeats
+    draw = partial(charts.seeds_chart, fig_dir / "seed_noise.png", "Final legacy val_loss at each seed",
+                   {v: list(zip(seeds[v], vs)) for v, vs in legacy.groups.items()}, legacy.threshold,
+                   "val_loss (legacy)")
     ref = statistics.mean(legacy.groups[names[0]])
     widest = max(names, key=lambda v: max(legacy.groups[v]) - min(legacy.groups[v]))
     spread, level = max(legacy.groups[widest]) - min(legacy.groups[widest]), statistics.mean(legacy.groups[widest])

@@ -82,6 +82,18 @@ def check_setting(data: dict, ours: dict[str, Run], setting: dict) -> Setting:
     return Setting(writeup, found, frozenset(comparable), ordered, tuple(w for w in writeup if w not in found))
 
 
+def published_twice(published: dict) -> dict:
+    """{write-up variant: where it has which value} for each variant the write-up publishes with different final values in different
+    figures (Rec. 1: 1.330 in figures 1-2, 1.311 as the base of 4b): one configuration drawn more than once."""
+    values = {}
+    for fig in published["figures"].values():
+        for w, v in fig["final"].items():
+            if not isinstance(v, list):
+                values.setdefault(w, {}).setdefault(v, []).append(fig["title"].split(":")[0])
+    return {w: "; ".join(f"{v:.3f} in {' and '.join(figs)}" for v, figs in vs.items())
+            for w, vs in values.items() if len(vs) > 1}
+
+
 def published_gap(value, ours: float) -> float:
     """ours minus the published value; 0 inside a published range."""
     if isinstance(value, list):
