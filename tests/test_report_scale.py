@@ -124,12 +124,8 @@ def test_the_scale_section_judges_every_step_at_every_size(params, tmp_path):
     assert json.loads((tmp_path / "reports" / "summary.json").read_text())["scale"] == summary["scale"]
 
 
-def test_cost_beside_a_verdict_and_no_local_path():
-    from mainrun.report import local_paths_hidden
+def test_cost_beside_a_verdict():  # no local path in a report: test_second_pass.py
     from mainrun.report.render import cost_text
 
     assert cost_text((("params", 1000, 1500), ("flops_per_token", 2e6, 3e6), ("train_seconds", 10.0, 5.0))) == (
         "cost: Δ params +500 (+50%), Δ FLOPs/token +1M (+50%), Δ wall -5 s (-50%)")
-    text = "data `/home/me/hn.csv`; data.source is '/home/me/hn.csv'"
-    assert local_paths_hidden(text, "/home/me/hn.csv") == "data `…/hn.csv`; data.source is '…/hn.csv'"
-    assert local_paths_hidden(text, "synthetic") == text

@@ -10,7 +10,7 @@ from conftest import ROOT
 from mainrun.config import ConfigError
 from mainrun.configure import configure
 from mainrun.params import check_params
-from mainrun.parallel import run_names
+from mainrun.runner.repo import run_names
 from test_configure import config_bytes, fake_tokenized
 
 CHAIN = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",

@@ -78,7 +78,7 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
                                                  sizes, index, studied):
         lines += section_lines
         draws += section_draws
-    (out / "report.md").write_text(local_paths_hidden("\n".join(lines) + "\n", data["source"]))
+    (out / "report.md").write_text("\n".join(lines) + "\n")
     for draw in draws:
         draw()
     summary = {"writeup_setting": setting.complete, "runs": len(runs),
@@ -96,9 +96,3 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     write_json(out / "summary.json", summary)
     return summary
 
-
-def local_paths_hidden(text: str, source: str) -> str:
-    """A report names a local data file by its name only: no path of this machine in a committed report."""
-    if Path(source).is_absolute() or source.startswith(".."):
-        return text.replace(source, f"…/{Path(source).name}")
-    return text
