@@ -43,13 +43,13 @@ def test_switching_the_study_on_trains_only_the_other_size(repo):
     default_report = (repo / "reports" / "report.md").read_text()
 
     on = switch(repo, True)
-    assert ran(on) == {"configure", "train_scale@small-baseline", "evaluate_scale@small-baseline", "report"}
+    assert ran(on) == {"check", "configure", "train_scale@small-baseline", "evaluate_scale@small-baseline", "report"}
     assert (repo / "models" / "small-baseline" / "model.safetensors").is_file()
     assert "small-baseline" in (repo / "reports" / "report.md").read_text()  # the cheapest run: on the Pareto front
 
     off = switch(repo, False)  # the study's stages write their markers again; the default runs stay as they were
     assert not {s for s in ran(off) if not s.startswith(("train_scale@small", "evaluate_scale@small"))} - {
-        "configure", "report"}
+        "check", "configure", "report"}
     assert (repo / "reports" / "report.md").read_text() == default_report
 
     again = switch(repo, True, "train_scale", "evaluate_scale")  # every run of the study is in the run-cache
