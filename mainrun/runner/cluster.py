@@ -24,6 +24,8 @@ from . import guard as guard_module, repo, task as task_module
 from .repo import LOG_DIR, apply_overrides, dvc, enabled, stale_runs, upstream
 from .task import AUTO_DEVICE, Attempts, run_task
 
+RECANCEL_S = 5  # Ctrl-C: the cancel is sent again this often until each run has stopped
+
 
 class Fault(Exception):
     """A precondition the command cannot meet; the message names the fix."""
@@ -153,8 +155,12 @@ def cancel(ray, pending: dict) -> None:
     force = False
     for ref in pending:
         ray.cancel(ref)
-    t0 = time.time()
+    t0 = sent = time.time()
     while pending:
+        if not force and time.time() - sent > RECANCEL_S:  # a cancel that reached a run between two tries is lost
+            for ref in pending:  # (the task waits through a repeat)
+                ray.cancel(ref)
+            sent = time.time()
         try:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
         except KeyboardInterrupt:

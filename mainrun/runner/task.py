@@ -155,7 +155,7 @@ def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, n
             if p.poll() is None:
                 if not guard:
                     os.killpg(p.pid, signal.SIGINT)
-                p.wait()
+                wait_through_interrupts(p)
         if guard:
             guard.close()
         os.close(lock)
@@ -176,3 +176,12 @@ def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, n
     os.close(lock)
     return {"train": train, "rc": rc, "error": error, "node": node, "ran": ran, "times": times, "log": tail,
             "folder": str(work), "attempt": attempt, "cleared": cleared}
+
+
+def wait_through_interrupts(p: subprocess.Popen) -> int:
+    """p.wait() while the driver repeats its ray.cancel: the run is already stopping at its checkpoint."""
+    while True:
+        try:
+            return p.wait()
+        except KeyboardInterrupt:
+            pass
