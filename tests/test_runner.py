@@ -255,3 +255,41 @@ def test_a_retried_runs_line_says_so():
     assert line(r, ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]).strip() == \
         "done: train@a on node bbbbbbbb, try 2: the earlier on node aaaaaaaa lost its worker (30 s: run 30)"
     assert "try" not in line(r, ["bbbbbbbbbbbb"])
+
+
+def test_a_cancel_lost_between_two_tries_is_sent_again(monkeypatch, capsys):
+    """Ctrl-C under Ray: a run whose first cancel reached nothing (its task between two tries) still stops."""
+    from mainrun.runner import cluster
+    monkeypatch.setattr(cluster, "RECANCEL_S", 0)
+
+    class Ray:  # the retry of "b" only hears the second cancel sent to it
+        cancels = {"a": 0, "b": 0}
+
+        def cancel(self, ref, force=False):
+            assert not force
+            self.cancels[ref] += 1
+
+        waits = 0
+
+        def wait(self, refs, num_returns, timeout):
+            self.waits += 1
+            assert self.waits < 100, "the lost cancel was never sent again: the driver would wait forever"
+            return [r for r in refs if self.cancels[r] >= {"a": 1, "b": 2}[r]][:num_returns], []
+    ray = Ray()
+    cluster.cancel(ray, {"a": "train@a", "b": "train@b"})
+    out = capsys.readouterr().out
+    assert "stopped: train@a" in out and "stopped: train@b" in out and ray.cancels["b"] >= 2
+
+
+def test_a_stopping_task_waits_through_repeated_cancels():
+    from mainrun.runner.task import wait_through_interrupts
+
+    class Run:  # a run stopping at its checkpoint, interrupted twice while the task waits for it
+        interrupts = 2
+
+        def wait(self):
+            if self.interrupts:
+                self.interrupts -= 1
+                raise KeyboardInterrupt
+            return 3
+    assert wait_through_interrupts(Run()) == 3
