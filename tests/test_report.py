@@ -4,6 +4,7 @@ import statistics
 
 import pytest
 
+from conftest import committed_params
 from mainrun.configure import configure, run_settings, tokenized_dir
 from mainrun.report import build_report
 from mainrun.report import charts
@@ -59,6 +60,14 @@ def chain_values(step=0.05, noise=0.01) -> dict[str, float]:
     """Each default variant `step` below the one before; the seed repeats `noise` either side of their variant."""
     values = {n: 1.5 - step * i for i, n in enumerate(DEFAULT_RUNS)}
     return values | {s: values[s.split("-")[0]] + (noise if s.endswith("8") else -noise) for s in SEEDS}
+
+
+@pytest.fixture(scope="module")
+def chain_report(tmp_path_factory):
+    """The committed chains with chain_values(), rendered once for the tests that only read the report."""
+    root = tmp_path_factory.mktemp("chain")
+    text, summary = make_report(root, committed_params(), chain_values())
+    return text, summary, root
 
 
 def test_noise_rule_pools_sigma_over_every_repeated_variant():
@@ -138,8 +147,8 @@ def section(text: str, title: str) -> str:
     return title + text.split(title, 1)[1].split("\n#", 1)[0]
 
 
-def test_verdicts_say_this_run_first_then_the_writeup_and_whether_they_agree(params, tmp_path):
-    text, _ = make_report(tmp_path, params, chain_values())
+def test_verdicts_say_this_run_first_then_the_writeup_and_whether_they_agree(chain_report):
+    text, _, _ = chain_report
     fig1 = section(text, "### Figure 1")
     ours, theirs = fig1.index("This run: legacy val_loss -0.0500"), fig1.index("Write-up: legacy val_loss -0.4233")
     assert ours < theirs and "**Agree.**" in fig1
@@ -159,8 +168,8 @@ def test_bars_start_at_zero_and_the_noise_band_is_drawn(tmp_path):
     plt.close(fig)
 
 
-def test_toy_run_prints_no_published_difference(params, tmp_path):
-    text, summary = make_report(tmp_path, params, chain_values())
+def test_toy_run_prints_no_published_difference(chain_report):
+    text, summary, tmp_path = chain_report
     assert "Differences from the write-up's setting" in text and not summary["writeup_setting"]
     assert "| data.source | hf:julien040/hacker-news-posts | synthetic |" in text
     assert "Mainrun's published log" not in text and "this run − write-up" not in text
@@ -181,8 +190,8 @@ def test_writeup_setting_shows_differences_and_grey_published_curve(params, tmp_
     assert "published values as grey stars" in text
 
 
-def test_headline_tables(params, tmp_path):
-    text, summary = make_report(tmp_path, params, chain_values())
+def test_headline_tables(chain_report):
+    text, summary, tmp_path = chain_report
     assert "| r1_adamw | optimizer SGD → AdamW, lr, weight_decay | 1.4500 (-3.3%) | 2.1750 (-3.3%) | 90.0% |" in text
     assert set(summary["val_bpb"]) == set(DEFAULT_RUNS + SEEDS)
     for png in ("cumulative.png", "final_val_bpb.png"):
