@@ -1,4 +1,4 @@
-"""Stage report: reports/report.md, its PNGs and summary.json, from cached metrics and curves only."""
+"""Stage report: reports/report.md, its PNGs, summary.json and headline.json, from cached metrics and curves only."""
 import argparse
 
 from stages._common import run_stage

@@ -18,13 +18,13 @@ VARIANTS = {"baseline": {"vocab_size": 300, "block_size": 16}, "r1_adamw": {"opt
 
 
 def tiny_repo(path):
-    def three_variants(params):
+    def two_variants(params):
         params.update(vocab_sizes=[300], vocab_size=300)  # the one tokenizer the variants use
         params["train"]["epochs"] = 2
         params["variants"] = VARIANTS
         params["noise"]["variants"] = []
         params["studies"] = {"failed_attempts": False, "scale": False}  # the alt tokenizers' switch, the scale study's
-    return make_tiny_repo(path, three_variants)
+    return make_tiny_repo(path, two_variants)
 
 
 def outputs(repo) -> dict:

@@ -1,3 +1,4 @@
+import json
 import math
 import re
 import statistics
@@ -194,6 +195,9 @@ def test_headline_tables(chain_report):
     text, summary, tmp_path = chain_report
     assert "| r1_adamw | optimizer SGD → AdamW, lr, weight_decay | 1.4500 (-3.3%) | 2.1750 (-3.3%) | 90.0% |" in text
     assert set(summary["val_bpb"]) == set(DEFAULT_RUNS + SEEDS)
+    chain = DEFAULT_RUNS[:8]  # the headline chain: DVC's metrics file holds it, the other runs are in summary.json
+    assert json.loads((tmp_path / "reports" / "headline.json").read_text()) == {
+        m: {n: round(summary[m][n], 6) for n in chain} for m in ("val_loss", "val_bpb")}
     for png in ("cumulative.png", "final_val_bpb.png"):
         assert (tmp_path / "reports" / "figures" / png).stat().st_size > 1000
 

@@ -157,11 +157,11 @@ def cancel(ray, pending: dict) -> None:
         ray.cancel(ref)
     t0 = sent = time.time()
     while pending:
-        if not force and time.time() - sent > RECANCEL_S:  # a cancel that reached a run between two tries is lost
-            for ref in pending:  # (the task waits through a repeat)
-                ray.cancel(ref)
-            sent = time.time()
         try:
+            if not force and time.time() - sent > RECANCEL_S:  # a cancel that reached a run between two tries is
+                for ref in pending:  # lost; a task that is already stopping ignores the repeats
+                    ray.cancel(ref)
+                sent = time.time()
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
         except KeyboardInterrupt:
             if force:

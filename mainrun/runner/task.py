@@ -5,6 +5,7 @@ not this version of mainrun. The processes a task starts end with it, even when 
 driver killed): a guard started one step removed (Ray kills a dead worker's children, not their children) leads
 their process group.
 """
+import contextlib
 import fcntl
 import os
 import re
@@ -107,7 +108,7 @@ def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, n
     root.mkdir(parents=True, exist_ok=True)
     cleared = clear_abandoned(root)
     work = root / f"{commit[:10]}-{train.replace('@', '-')}-{uuid.uuid4().hex[:6]}"
-    lock = hold(root / f"{work.name}.lock")
+    lock = None
     env = {k: v for k, v in os.environ.items() if k not in ("MAINRUN_RUNS_PER_DEVICE", "MAINRUN_SLOT_DIR")}
     env.update({"MAINRUN_NODE": node, "DVC_NO_ANALYTICS": "1", AUTO_DEVICE: device})
     log, times, procs, guard = root / f"{work.name}.log", {}, [], None
@@ -134,6 +135,7 @@ def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, n
 
     ran, rc, error = False, 0, ""
     try:
+        lock = hold(root / f"{work.name}.lock")
         step("clone", "git", "clone", "-q", "--no-checkout", origin, str(work), cwd=root)
         step("clone", "git", "checkout", "-q", commit)
         with open(log, "a") as f:
@@ -147,19 +149,21 @@ def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, n
         ran = f"Running stage '{train}'" in out
         step("push", "dvc", "push", "--run-cache", *[s for s in (train, evaluate) if s])
     except KeyboardInterrupt:  # ray.cancel: stop the run at a checkpoint, as Ctrl-C does locally
-        with open(log, "a") as f:
-            f.write(f"cancelled at {time.strftime('%H:%M:%S')}: stopping {len(procs)} steps\n")
-        if guard:
-            guard.interrupt()
-        for p in procs:
-            if p.poll() is None:
-                if not guard:
-                    os.killpg(p.pid, signal.SIGINT)
-                wait_through_interrupts(p)
-        if guard:
-            guard.close()
-        os.close(lock)
-        clear_abandoned(root)  # this one: its checkpoint is never reused
+        with interrupts_ignored():  # the driver repeats its cancel until the task ends: no repeat cuts this short
+            with open(log, "a") as f:
+                f.write(f"cancelled at {time.strftime('%H:%M:%S')}: stopping {len(procs)} steps\n")
+            if guard:
+                guard.interrupt()
+            for p in procs:
+                if p.poll() is None:
+                    if not guard:
+                        os.killpg(p.pid, signal.SIGINT)
+                    p.wait()
+            if guard:
+                guard.close()
+            if lock is not None:
+                os.close(lock)
+            clear_abandoned(root)  # this one: its checkpoint is never reused
         raise
     except (RuntimeError, OSError) as e:
         error, rc = str(e), 1
@@ -173,15 +177,21 @@ def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, n
         shutil.rmtree(work, ignore_errors=True)
         log.unlink(missing_ok=True)
     (root / f"{work.name}.lock").unlink(missing_ok=True)  # a failed run's clone stays, for its log
-    os.close(lock)
+    if lock is not None:
+        os.close(lock)
     return {"train": train, "rc": rc, "error": error, "node": node, "ran": ran, "times": times, "log": tail,
             "folder": str(work), "attempt": attempt, "cleared": cleared}
 
 
-def wait_through_interrupts(p: subprocess.Popen) -> int:
-    """p.wait() while the driver repeats its ray.cancel: the run is already stopping at its checkpoint."""
-    while True:
-        try:
-            return p.wait()
-        except KeyboardInterrupt:
-            pass
+@contextlib.contextmanager
+def interrupts_ignored():
+    """SIGINT ignored inside: ray.cancel's KeyboardInterrupt (interrupt_main) then does nothing."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: Ray runs tasks there, so only a test gets here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
