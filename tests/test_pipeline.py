@@ -1,8 +1,8 @@
 """End to end: the real dvc.yaml in a temporary git+DVC copy of the repo, on a tiny synthetic profile.
 
 These tests check DVC's wiring (what runs, what re-runs, what each stage writes where), so the copy keeps one
-variant of each kind of place in the chains, not all 21: the headline chain to the full stack, a `from:` group, a
-study run at another vocabulary, one on an opt-in tokenizer, and a seed repeat. Each variant costs two processes
+variant of each kind of place in the chains, not all 21: the headline chain to the full stack, a study run at
+another vocabulary and one on an opt-in tokenizer (both `from:` variants), and a seed repeat. Each variant costs two processes
 that import torch, and all go through the same `foreach`; that every variant's settings resolve, re-run narrowly
 and train is the unit tests' job (test_config, test_configure, test_model, test_train). The tests run in order on
 one repo, each leaving it as the next one expects.
@@ -19,7 +19,7 @@ from tiny_repo import make_tiny_repo, sh
 pytestmark = pytest.mark.slow
 
 HEADLINE = ["baseline", "r1_adamw", "r2_vocab", "r4_4_parallel"]  # Rec. 3 is a delta like Rec. 2
-DEFAULT = HEADLINE + ["adamw_rmsnorm"]  # and a `from:` group
+DEFAULT = HEADLINE  # the `from:` variants are the studies', trained in the last test
 STUDIES = ["vocab_8k", "fail_unigram"]  # fail_unigram trains on a tokenize_alt output
 
 
@@ -55,7 +55,7 @@ def test_download_and_tokenize_then_nothing(repo):
     assert (stats["train"]["titles"], stats["val"]["titles"]) == (540, 60)
 
 
-def test_full_repro_trains_every_group_then_nothing(repo):
+def test_full_repro_trains_every_default_run_then_nothing(repo):
     out = sh(repo, "dvc", "repro")
     assert {f"train@{n}" for n in DEFAULT} | {f"evaluate@{n}" for n in DEFAULT} | {"configure", "report"} <= ran(out)
     for n in DEFAULT:
