@@ -83,3 +83,17 @@ def tiny_run(tiny_tokenized):
     train = TrainConfig(vocab_size_requested=300, batch_size=4, epochs=1, evals_per_epoch=2, optimizer="adamw", lr=3e-3,
                         weight_decay=0.01)
     return RunConfig("tiny", model, train, {"dir": str(tiny_tokenized), "fingerprint": meta["fingerprint"]})
+
+
+@pytest.fixture
+def charts_not_rendered(monkeypatch):
+    """For the report's unit tests, which read its text and what each chart is given: every chart is still built
+    (each plot call runs) and its file named, but not laid out and encoded (0.4 s a chart, 80% of a report's time).
+    The module-scoped reports, and the report stage in the DVC-level tests, render theirs for real."""
+    from mainrun.report import charts, cost_charts
+
+    def save(fig, path, title):
+        charts.plt.close(fig)
+        Path(path).touch()
+    monkeypatch.setattr(charts, "save", save)
+    monkeypatch.setattr(cost_charts, "save", save)

@@ -13,6 +13,8 @@ from mainrun.report.analyse import judge, noise_levels, noise_spread, pooled_noi
 from mainrun.report.load import Run
 from mainrun.runlog import write_json
 
+pytestmark = pytest.mark.usefixtures("charts_not_rendered")  # conftest.py: charts built, not encoded
+
 DEFAULT_RUNS = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
                 "r4_4_parallel", "adamw_rmsnorm", "adamw_rope", "adamw_swiglu", "adamw_parallel",
                 "sgd_rmsnorm", "sgd_rope", "sgd_swiglu", "sgd_parallel"]

@@ -12,6 +12,8 @@ from mainrun.report.scale import Size, compute_to_reach, multiplier, trend
 from mainrun.report import build_report
 from test_report import fake_artifacts
 
+pytestmark = pytest.mark.usefixtures("charts_not_rendered")  # conftest.py: charts built, not encoded
+
 CHAIN = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
          "r4_4_parallel"]
 

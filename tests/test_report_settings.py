@@ -10,6 +10,8 @@ from mainrun.report.load import Run, load_published, read_configs
 from mainrun.report.writeup import check_setting
 from test_report import DEFAULT_RUNS, fake_tokenized, make_report
 
+pytestmark = pytest.mark.usefixtures("charts_not_rendered")  # conftest.py: charts built, not encoded
+
 HF = "hf:julien040/hacker-news-posts"
 
 

@@ -14,6 +14,8 @@ from mainrun.profile import apply
 from test_report import chain_values, make_report
 from tiny_repo import make_tiny_repo, sh
 
+pytestmark = pytest.mark.usefixtures("charts_not_rendered")  # conftest.py: charts built, not encoded
+
 
 def cpu_params(tmp_path, params, *overrides) -> None:
     """params.yaml in tmp_path: the committed one, the CPU profile applied, then `overrides` as `-S` would."""
