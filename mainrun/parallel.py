@@ -39,8 +39,7 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        if repo._held["guard"] is not None:  # Ctrl-C reaches the runner's group; what it started is in the guard's
-            repo._held["guard"].interrupt()
+        repo.interrupt()  # Ctrl-C reaches the runner's group; what it started is in the guard's
         for p in repo.children:
             p.wait()
         sys.exit("interrupted: each run saved a checkpoint; run the same command again to resume")

@@ -154,6 +154,8 @@ def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monke
         Path(log).write_text("")
         return subprocess.CompletedProcess(args, 0)
     monkeypatch.setattr(local, "dvc", fake_dvc)
+    monkeypatch.setattr(repo, "dvc", fake_dvc)  # the final dvc repro (repo.final_repro)
+    monkeypatch.setattr(repo, "LOG_DIR", tmp_path / "logs")
     try:
         assert parallel.main(["-j", "2"]) == 0
     finally:

@@ -9,7 +9,6 @@ each its GPU share (num_gpus=1/N); the file-lock slots are off under Ray.
 """
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -255,12 +254,8 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
                  + "; their logs are above, the other runs are on the remote; fix and run this command again")
     print("3/3 dvc repro --pull (every run restored from the remote, then the report)", flush=True)
     t = time.time()
-    (LOG_DIR / "final.log").unlink(missing_ok=True)
-    last = dvc("repro", "--pull", log=LOG_DIR / "final.log")
+    ran = repo.final_repro("--pull")
     costs["final repro --pull"] = time.time() - t
-    ran = re.findall(r"Running stage '([^']+)'", (LOG_DIR / "final.log").read_text())
-    if last.returncode:
-        sys.exit(f"error: the final dvc repro --pull failed; see {LOG_DIR / 'final.log'}")
     retrained = [s for s in ran if s in {r["train"] for r in results}]
     if retrained:
         print(f"note: {', '.join(retrained)} did not restore from the remote (an object missing or damaged) and "

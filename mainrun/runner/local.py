@@ -1,7 +1,6 @@
 """N runs at once on this machine: `python -m mainrun.parallel -j N [-S key=value ...]` (docs/parallel.md)."""
 import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -40,8 +39,7 @@ def devices() -> int:
 def stop_children(*_):
     """Ctrl-C or SIGTERM: every run stops at a checkpoint (the train stage checkpoints on SIGINT; dvc waits)."""
     _stopping.set()
-    if repo._held["guard"] is not None:
-        repo._held["guard"].interrupt()
+    repo.interrupt()
     raise KeyboardInterrupt
 
 
@@ -80,10 +78,6 @@ def main(jobs: int, overrides: list[str]) -> int:
         elif runs:
             break  # still changing: the final dvc repro takes what is left
     print("3/3 dvc repro (the report, and anything still stale)", flush=True)
-    (LOG_DIR / "final.log").unlink(missing_ok=True)
-    last = dvc("repro", log=LOG_DIR / "final.log")
-    ran = re.findall(r"Running stage '([^']+)'", (LOG_DIR / "final.log").read_text())
-    if last.returncode:
-        sys.exit(f"error: the final dvc repro failed; see {LOG_DIR / 'final.log'}")
+    ran = repo.final_repro()
     print(f"finished in {time.time() - t0:.0f} s; the final dvc repro ran: {', '.join(ran) or 'nothing'}")
     return 0

@@ -23,6 +23,12 @@ def hold_repo() -> Guard:
     return _held["guard"]
 
 
+def interrupt() -> None:
+    """Ctrl-C for what the runner started (it is in the guard's process group), when it holds the repo."""
+    if _held["guard"] is not None:
+        _held["guard"].interrupt()
+
+
 def release_repo() -> None:
     if _held["guard"] is not None:
         _held["guard"].close()
@@ -112,6 +118,15 @@ def busy_in(log: str) -> str | None:
         return (f"DVC is already working in this repo: pid {m[2]} ({m[3].strip()}) holds {m[1]}; wait for it, or "
                 f"stop it with `kill -INT {m[2]}`")
     return None
+
+
+def final_repro(*args) -> list[str]:
+    """The runner's last `dvc repro ARGS` (logged to final.log): the stages it ran; one line and exit 1 if it fails."""
+    log = LOG_DIR / "final.log"
+    log.unlink(missing_ok=True)
+    if dvc("repro", *args, log=log).returncode:
+        sys.exit(f"error: the final {' '.join(['dvc repro', *args])} failed; see {log}")
+    return re.findall(r"Running stage '([^']+)'", log.read_text())
 
 
 def upstream() -> None:
