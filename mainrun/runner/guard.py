@@ -109,6 +109,12 @@ def watch(label: str, grace_s: float = GRACE_S) -> None:
           flush=True)
 
 
+def dvc_busy(pid, cmd: str, path: str) -> str:
+    """One line for a DVC process that holds a path of this repo: what it is, and how to wait or stop it."""
+    return f"DVC is already working in this repo: pid {pid} ({cmd}) holds {path}; wait for it, or stop it with " \
+           f"`kill -INT {pid}`"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -149,9 +155,8 @@ def claim_repo() -> int:
             for info in infos if isinstance(infos, list) else [infos]:
                 if _alive(info["pid"]):
                     os.close(fd)
-                    raise Busy(f"DVC is already working in this repo: pid {info['pid']} ({info['cmd']}) holds "
-                               f"{path}; wait for it, or stop it with `kill -INT {info['pid']}` (do not delete "
-                               ".dvc/tmp/rwlock while it runs)")
+                    raise Busy(dvc_busy(info["pid"], info["cmd"], path)
+                               + " (do not delete .dvc/tmp/rwlock while it runs)")
     return fd
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .guard import Busy, Guard, claim_repo, guard_repo
+from .guard import Busy, Guard, claim_repo, dvc_busy, guard_repo
 
 LOG_DIR = Path(".dvc/tmp/mainrun-logs")
 children: list[subprocess.Popen] = []  # what dvc() started, for the runner's Ctrl-C
@@ -114,10 +114,7 @@ def apply_overrides(overrides: list[str], path="params.yaml") -> None:
 def busy_in(log: str) -> str | None:
     """DVC's 'X is busy, it is being blocked by: (PID n): cmd' in a log, as one line naming the process."""
     m = re.search(r"'([^']+)' is busy, it is being blocked by:\s*\(PID (\d+)\): ([^\n]*)", log)
-    if m:
-        return (f"DVC is already working in this repo: pid {m[2]} ({m[3].strip()}) holds {m[1]}; wait for it, or "
-                f"stop it with `kill -INT {m[2]}`")
-    return None
+    return dvc_busy(m[2], m[3].strip(), m[1]) if m else None
 
 
 def final_repro(*args) -> list[str]:
