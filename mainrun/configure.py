@@ -8,17 +8,18 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .config import (ALT_TOKENIZERS, ConfigError, RunConfig, is_enabled, resolve_variants, seed_run_name,
-                     split_settings, tokenized_name, variant_parents)
+from .attribution import attribution_on, attribution_runs
+from .config import (ALT_TOKENIZERS, ConfigError, RunConfig, is_enabled, read_yaml, resolve_variants,
+                     seed_run_name, split_settings, tokenized_name, variant_parents)
 from .runlog import write_json
 from .scale import scale_on, scale_runs
 from .tokenized import load_meta
 
 
 def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
-    """bpe-<vocab> for each BPE size; an opt-in tokenizer, built at vocab_size only, has one folder whatever the
-    size, so changing vocab_size never leaves its output without a hash in dvc.lock (DVC warned of each)."""
-    return Path(root) / (kind if kind in ALT_TOKENIZERS else tokenized_name(kind, vocab_size))
+    """bpe-<vocab> for each BPE size; an opt-in tokenizer, built at vocab_size only by the one tokenize_alt stage, is
+    alt/<kind> whatever the size, so changing vocab_size never leaves an output without a hash in dvc.lock."""
+    return Path(root) / ("alt/" + kind if kind in ALT_TOKENIZERS else tokenized_name(kind, vocab_size))
 
 
 def run_settings(params: dict) -> dict[str, dict]:
@@ -67,8 +68,8 @@ def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: b
         raise ConfigError(f"variant '{name}': the {train.tokenizer} tokenizer is built at vocab_size "
                           f"{params['vocab_size']} only, not {vocab}")
     tokdir = tokenized_dir(tokenized_root, train.tokenizer, vocab)
-    if (tokdir / "skipped.json").exists():
-        study = params["alt_tokenizers"][train.tokenizer]["study"]
+    study = params["alt_tokenizers"].get(train.tokenizer, {}).get("study")
+    if study and not params["studies"][study]:
         raise ConfigError(f"variant '{name}' needs the {train.tokenizer} tokenizer, which is built only when "
                           f"studies.{study} is true: switch it on or give '{name}' that study")
     if not (tokdir / "meta.json").exists():
@@ -104,35 +105,80 @@ def cuda_visible() -> bool:
     return torch.cuda.is_available()
 
 
-def configure(params: dict, tokenized_root, out_dir, cuda: bool | None = None) -> dict[str, bool]:
-    """Write out_dir/<run>.json for every run of params (checked by mainrun.params.check_params); returns
-    {run: enabled}. cuda: None detects it."""
+RUN_LIST = "runs.yaml"  # dvc.yaml's `vars`: the runs it makes a train stage for (configure writes it)
+
+
+def runs_on(params: dict) -> dict[str, dict]:
+    """{run: flat settings} of every run that trains, in order: the variants and seed repeats of the studies that
+    are on, then the attribution study's part runs, then the scale study's runs. A run whose settings another run
+    has (same_as) is not one."""
+    runs = run_settings(params)
+    parts = {n: p for n, p in attribution_runs(params, runs).items() if p.same_as is None}
+    on = {n: s for n, s in runs.items() if is_enabled(s, params)}
+    if attribution_on(params):
+        on.update({n: p.settings for n, p in parts.items()})
+    if scale_on(params):
+        scaled = scale_runs(params, runs, parts if attribution_on(params) else None)
+        on.update({n: r.settings for n, r in scaled.items() if r.same_as is None})
+    return on
+
+
+def read_run_list(path=RUN_LIST) -> list[str]:
+    try:
+        return list(read_yaml(path).get("runs") or [])
+    except FileNotFoundError:
+        return []
+
+
+def write_run_list(runs: list[str], path=RUN_LIST) -> None:
+    Path(path).write_text("# Written by the configure stage from params.yaml: the runs dvc.yaml makes a train stage for.\n"
+                          "# Do not edit; a run a switch adds trains in the same `dvc repro` (stage new_runs).\n"
+                          f"runs: [{', '.join(runs)}]\n")
+
+
+def configure(params: dict, tokenized_root, out_dir, run_list=RUN_LIST, cuda: bool | None = None) -> list[str]:
+    """Write out_dir/<run>.json for every run that trains (params checked by mainrun.params.check_params), the run
+    list dvc.yaml reads, and out_dir/new_runs.json: the runs that list did not hold before, whose stages this
+    `dvc repro` does not have yet (stage new_runs trains them). Returns the runs that train. cuda: None detects it."""
     cuda = cuda_visible() if cuda is None else cuda
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    enabled, runs = {}, run_settings(params)
-    scaled = scale_runs(params, runs)
-    for name, settings in {**runs, **{n: r.settings for n, r in scaled.items()}}.items():
-        same = scaled[name].same_as if name in scaled else None
-        enabled[name] = (is_enabled(settings, params) if name not in scaled else scale_on(params)) and same is None
-        if enabled[name]:
-            cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
-            write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
-        else:  # an opt-in study that is off, or a size that is the default run: its stages write a marker
-            write_json(out / f"{name}.json", {"name": name, "enabled": False, "study": settings["study"],
-                                              **({"same_as": same} if same else {})})
-    write_json(out / "runs.json", {"runs": run_index(params, runs, scaled)})
-    return enabled
+    on, before = runs_on(params), read_run_list(run_list)
+    for name, settings in on.items():
+        cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
+        write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
+    for name in before:  # this `dvc repro` still has their stages: a config that did not change keeps them no-ops
+        if name not in on:
+            write_json(out / f"{name}.json", _leftover(name, params, tokenized_root, cuda))
+    write_json(out / "runs.json", {"runs": run_index(params)})
+    write_json(out / "new_runs.json", {"runs": [n for n in on if n not in before]})
+    write_run_list(list(on), run_list)
+    return list(on)
 
 
-def run_index(params: dict, settings: dict[str, dict] | None = None, scaled: dict | None = None) -> list[dict]:
+def _leftover(name: str, params: dict, tokenized_root, cuda: bool) -> dict:
+    """The config of a run that no longer trains but whose stage this `dvc repro` still has: the run as it was, when
+    a switch turned it off, else a marker its stage writes as its outputs (a run taken out of params.yaml)."""
+    runs = run_settings(params)
+    scaled = scale_runs(params, runs, attribution_runs(params, runs))
+    settings = runs.get(name) or getattr(attribution_runs(params, runs).get(name), "settings", None) or \
+        getattr(scaled.get(name), "settings", None)
+    try:
+        cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
+        return {**cfg.to_dict(), "enabled": True, "study": settings["study"]}
+    except (ConfigError, AttributeError, KeyError, TypeError):
+        return {"name": name, "enabled": False}
+
+
+def run_index(params: dict) -> list[dict]:
     """For the report, each run in order: its parent, its chain (a `from:` starts one), its study, whether it
-    runs, and for a seed run the variant it repeats; then, when studies.scale is on, the scale runs, each with its
-    size, the variant it scales and the default run it is (same_as) where it is one. settings, scaled:
-    run_settings(params) and scale_runs(params, settings), when already computed."""
-    if "runs" in params["variants"]:
-        raise ConfigError("a variant may not be called 'runs': configs/runs.json lists every run")
-    settings, parents = settings or run_settings(params), variant_parents(params)
+    runs, and for a seed run the variant it repeats; then, when studies.attribution is on, the part runs, each with
+    its step, part and mode (alone|drop) and the run it is (same_as) where another run has its settings; then, when
+    studies.scale is on, the scale runs, each with its size, the run it scales and the default run it is (same_as)."""
+    for taken in ("runs", "new_runs"):
+        if taken in params["variants"]:
+            raise ConfigError(f"a variant may not be called '{taken}': configs/{taken}.json is the configure stage's")
+    settings, parents = run_settings(params), variant_parents(params)
     index, group = [], -1
     for name, parent in parents.items():
         group += not index or "from" in (params["variants"][name] or {})
@@ -142,10 +188,14 @@ def run_index(params: dict, settings: dict[str, dict] | None = None, scaled: dic
                   for s in params["noise"]["seeds"]]
     for row in index:
         row.update(study=settings[row["name"]]["study"], enabled=is_enabled(settings[row["name"]], params))
-    if not scale_on(params):  # its rows only when it runs: runs.json, and so the report, as without the study
+    parts = attribution_runs(params, settings) if attribution_on(params) else {}
+    index += [{"name": n, "parent": p.parent, "group": None, "repeat_of": None, "study": "attribution",
+               "enabled": p.same_as is None, "step": p.step, "part": p.part, "mode": p.mode, "same_as": p.same_as}
+              for n, p in parts.items()]  # its rows, like the scale study's, only while it is on
+    if not scale_on(params):
         return index
-    scaled = scale_runs(params, settings) if scaled is None else scaled
+    trained = {n: p for n, p in parts.items() if p.same_as is None}
     index += [{"name": n, "parent": r.parent, "group": None, "repeat_of": r.repeat_of, "study": "scale",
-               "enabled": scale_on(params) and r.same_as is None, "size": r.size,
-               "variant": r.variant, "same_as": r.same_as} for n, r in scaled.items()]
+               "enabled": r.same_as is None, "size": r.size, "variant": r.variant, "same_as": r.same_as}
+              for n, r in scale_runs(params, settings, trained).items()]
     return index

@@ -29,7 +29,7 @@ def step_flops(model_cfg: GPTConfig, batch_size: int, device="meta") -> int:
 
 def param_counts(model: torch.nn.Module) -> tuple[int, int]:
     """(all parameters, those outside the token and position embeddings); the head is tied to the token embedding."""
-    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = model.num_params()
     embeddings = model.token_emb.weight.numel() + (model.pos_emb.numel() if hasattr(model, "pos_emb") else 0)
     return total, total - embeddings
 

@@ -11,10 +11,11 @@ SECTIONS = {  # section -> the keys it may hold
         "tokenizer", "vocab_size", "optimizer", "lr", "weight_decay", "schedule", "restart_epochs", "seed"})},
     "noise": {"variants": list, "seeds": list},
     "scales": {"variants": list, "sizes": dict},
+    "attribution": {"groups": dict},
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
-REQUIRED = ("data", "noise", "scales")  # sections whose every key a stage reads; model and train default to Mainrun's
+REQUIRED = ("data", "noise", "scales", "attribution")  # sections whose every key a stage reads; model and train default to Mainrun's
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
 SIZE_NAME = re.compile(r"[A-Za-z0-9_]+")  # a size starts a run's name: <size>-<variant>
 SIZE_KEYS = ("n_layer", "n_head", "d_model")
@@ -123,6 +124,23 @@ def _check_scales(params: dict) -> None:
                                   "scales.sizes; rename the variant or the size")
 
 
+def _check_groups(groups: dict) -> None:
+    """attribution.groups: {part name: [delta keys]}, each key in one group at most."""
+    seen = {}
+    for name, keys in groups.items():
+        if not (isinstance(name, str) and SIZE_NAME.fullmatch(name)):
+            raise ConfigError(f"attribution.groups: the group name {name!r} may hold only letters, digits and '_' (it "
+                              f"names runs, <step>-alone-<part>); rename it, e.g. {_suggest(name).replace('-', '_')!r}")
+        check_value(f"attribution.groups.{name}", list, keys)
+        for key in keys:
+            if key not in DELTA_KEYS:
+                raise ConfigError(f"attribution.groups.{name}: {key!r} is not a key a variant sets; choose from "
+                                  f"{', '.join(sorted(DELTA_KEYS))}")
+            if key in seen:
+                raise ConfigError(f"attribution.groups: {key!r} is in both {seen[key]!r} and {name!r}; put it in one")
+            seen[key] = name
+
+
 def _suggest(name) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_") or "my_variant"
 
@@ -143,7 +161,8 @@ def check_params(params: dict) -> None:
     _check_vocab_sizes(params)
     _check_names(params)
     check_tokenizer_corpus(params["data"]["tokenizer_corpus"])
-    used_studies = {"scale"}
+    _check_groups(params["attribution"]["groups"])
+    used_studies = {"scale", "attribution"}
     for name, delta in params["variants"].items():
         for key, value in _mapping(f"variants.{name}", delta or {}, DELTA_KEYS | {"from", "study"}).items():
             if key == "study":

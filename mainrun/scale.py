@@ -28,14 +28,19 @@ class ScaleRun:
     same_as: str | None  # the default run with exactly these settings, if any
 
 
-def scale_runs(params: dict, runs: dict[str, dict]) -> dict[str, ScaleRun]:
+def scale_runs(params: dict, runs: dict[str, dict], parts: dict | None = None) -> dict[str, ScaleRun]:
     """Every scale run, switched on or off, in size order; runs: every default run's flat settings (run_settings).
-    While the study is off, scales.variants may name a variant that is gone, and noise.variants one outside
-    scales.variants (mainrun.params checks it is on): their stages exist either way, as markers."""
+    parts: the attribution study's part runs (mainrun.attribution) that train, when that study is on: each is
+    scaled too, its parent the scale run of its step's parent. While the study is off, scales.variants may name a
+    variant that is gone, and noise.variants one outside scales.variants (mainrun.params checks it is on)."""
     scales, noise = params["scales"], params["noise"]
     parents = variant_parents(params)
     bases = [(v, v, None) for v in scales["variants"]]
     bases += [(v, seed_run_name(v, s), v) for v in noise["variants"] for s in noise["seeds"]]
+    runs = {**runs, **{name: p.settings for name, p in (parts or {}).items()}}
+    parents = {**parents, **{name: p.parent for name, p in (parts or {}).items()}}
+    bases += [(name, name, None) for name in parts or {}]
+    in_study = set(scales["variants"]) | set(parts or {})
     found = {}
     for size, spec in scales["sizes"].items():
         for variant, base, repeat_of in bases:
@@ -46,6 +51,6 @@ def scale_runs(params: dict, runs: dict[str, dict]) -> dict[str, ScaleRun]:
             same = all(settings[k] == v for k, v in runs[base].items() if k != "study")
             parent = parents[variant] if repeat_of is None else None
             found[scale_run_name(size, base)] = ScaleRun(
-                settings, size, variant, scale_run_name(size, parent) if parent in scales["variants"] else None,
+                settings, size, variant, scale_run_name(size, parent) if parent in in_study else None,
                 repeat_of and scale_run_name(size, repeat_of), base if same else None)
     return found

@@ -15,6 +15,7 @@ from pathlib import Path
 RUNS_PER_DEVICE = "MAINRUN_RUNS_PER_DEVICE"
 SLOT_DIR = "MAINRUN_SLOT_DIR"  # default: one folder per machine, so every repo and queue worker shares its GPUs
 _held = []  # open lock files: a slot is held as long as this process lives
+_mine: dict[str, "Slot"] = {}  # kind -> the slot this process holds: training then evaluating claims it once
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ def holder() -> str:
 
 def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
     """Take a free slot for a run on `kind` ('cuda' or 'cpu') with n_devices of it visible; wait while all are busy."""
+    if kind in _mine:
+        return _mine[kind]
     per_device = int(os.environ.get(RUNS_PER_DEVICE, "0") or 0)
     if per_device < 1:  # plain `dvc repro`: one run at a time, the whole machine (or OMP_NUM_THREADS of it)
         omp = os.environ.get("OMP_NUM_THREADS", "")  # the user's own limit, when it is a thread count
@@ -55,7 +58,8 @@ def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
             f.write(holder())
             f.flush()
             _held.append(f)
-            return Slot(i % n_devices, max(1, cpu_cores() // slots), f"{kind}-{i}")
+            _mine[kind] = Slot(i % n_devices, max(1, cpu_cores() // slots), f"{kind}-{i}")
+            return _mine[kind]
         if not waited:
             held = "; ".join(f"{kind}-{i}: {(folder / f'{kind}-{i}.lock').read_text().strip() or '?'}"
                              for i in range(slots))

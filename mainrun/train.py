@@ -177,7 +177,8 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                    "final_val_loss": val, "train_seconds": round(p.train_s, 2), "eval_seconds": round(p.eval_s, 2),
                    "tokens_per_second": round(max_steps * T * B / p.train_s, 1),
                    **run_cost(model, cfg.model, B, max_steps),
-                   "execution": {**asdict(execution), "slot": slot.name, "threads": slot.threads}, **run_info(device)}
+                   **run_info(device)}
+        summary["execution"] = {**summary["execution"], **asdict(execution), "slot": slot.name, "threads": slot.threads}
         summary = save_outputs(Path(out_dir), model, cfg, summary, (startup_s, setup_s, first_step_s))
         ckpt.clear()
         return summary

@@ -1,4 +1,5 @@
-"""Stage configure: resolve params.yaml's variant chains into one config file per run."""
+"""Stage configure: resolve params.yaml's variant chains into one config file per run that trains, and their list
+(runs.yaml, which dvc.yaml makes the train stages from)."""
 import argparse
 
 from stages._common import run_stage
@@ -10,14 +11,14 @@ from mainrun.configure import configure
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tokenized", required=True, help="root of the tokenized data directories")
-    ap.add_argument("--out", required=True, help="directory for <run>.json")
+    ap.add_argument("--out", required=True, help="directory for <run>.json, runs.json and new_runs.json")
+    ap.add_argument("--runs", required=True, help="the run list dvc.yaml reads (runs.yaml)")
     args = ap.parse_args()
     try:
-        enabled = configure(load_params(), args.tokenized, args.out)
+        runs = configure(load_params(), args.tokenized, args.out, args.runs)
     except ConfigError as e:
         raise ConfigError(f"{e} ({UNDO})") from None
-    on = [n for n, e in enabled.items() if e]
-    print(f"{len(on)} runs configured: {', '.join(on)}; {len(enabled) - len(on)} opt-in runs off")
+    print(f"{len(runs)} runs configured: {', '.join(runs)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Stage train: train one run from its resolved config (resumes from its checkpoint if one matches)."""
+"""Stage train: train one run from its resolved config (resuming from its checkpoint if one matches), then evaluate
+it: the legacy Mainrun val_loss and the honest metrics, in the same process."""
 import argparse
 from pathlib import Path
 
@@ -13,23 +14,28 @@ def main():
     ap.add_argument("--out", required=True, help="directory for model.safetensors, config.json, run.json")
     ap.add_argument("--live", required=True, help="dvclive directory for the curves")
     ap.add_argument("--ckpt", required=True, help="resume directory (kept outside DVC)")
+    ap.add_argument("--metrics", required=True, help="the evaluation's metrics JSON")
     ap.add_argument("--params", default="params.yaml", help="read for the execution settings only")
     args = ap.parse_args()
     spec = read_json(args.config)
-    if not spec["enabled"]:
+    if not spec["enabled"]:  # a run params.yaml no longer has: dvc.yaml drops its stage once configure has run
         for d in (args.out, args.live):
-            Path(d).mkdir(parents=True, exist_ok=True)
-            write_json(Path(d) / "skipped.json", {"name": spec["name"], "study": spec["study"]})
-        print(f"{spec['name']}: " + (f"is the run {spec['same_as']} (same settings): nothing to train"
-                                     if spec.get("same_as") else f"skipped (studies.{spec['study']} is false)"))
+            write_json(Path(d) / "skipped.json", {"name": spec["name"]})
+        write_json(args.metrics, {"skipped": True})
+        print(f"{spec['name']}: no longer a run of params.yaml: nothing to train")
         return
-    from mainrun.train import train  # torch loads only for runs that train
+    from mainrun.evaluate import evaluate_run  # torch loads only for runs that train
+    from mainrun.train import train
 
     # how it runs (checkpoint interval, logging) is read at run time, not a dependency: changing it re-trains nothing
     execution = exec_config(read_yaml(args.params).get("train") or {})
-    s = train(RunConfig.from_dict(spec), args.out, args.live, args.ckpt, execution)
-    print(f"{s['name']}: val_loss {s['final_val_loss']:.4f} after {s['steps']} steps, "
-          f"{s['tokens_per_second']:.0f} tokens/s on {s['device']}")
+    cfg = RunConfig.from_dict(spec)
+    s = train(cfg, args.out, args.live, args.ckpt, execution)
+    metrics = evaluate_run(cfg, args.out)
+    write_json(args.metrics, metrics)
+    print(f"{s['name']}: val_loss {metrics['val_loss']:.4f} (legacy), {metrics['val_loss_per_token']:.4f} nats/token, "
+          f"{metrics['val_bpb']:.4f} bits/byte after {s['steps']} steps, {s['tokens_per_second']:.0f} tokens/s on "
+          f"{s['device']}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ def one_variant(params):
     params.update(vocab_sizes=[300], vocab_size=300)
     params["variants"] = {"baseline": {"vocab_size": 300, "block_size": 16}}
     params["noise"]["variants"] = []
-    params["studies"] = {"failed_attempts": False, "scale": False}
+    params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}
     params["scales"] = {"variants": ["baseline"],  # base is TINY's model: the default run itself
                         "sizes": {"small": {"n_layer": 1, "n_head": 2, "d_model": 8},
                                   "base": {"n_layer": 1, "n_head": 2, "d_model": 16}}}
@@ -37,21 +37,23 @@ def repo(tmp_path_factory):
 
 def test_switching_the_study_on_trains_only_the_other_size(repo):
     first = sh(repo, "dvc", "repro")
-    assert {"train@baseline", "train_scale@small-baseline", "train_scale@base-baseline"} <= ran(first)
-    assert "small-baseline: skipped (studies.scale is false)" in first
-    assert "base-baseline: is the run baseline (same settings): nothing to train" in first
+    assert ran(first) == {"check", "download", "tokenize@300", "tokenize_alt", "configure", "train@baseline",
+                          "new_runs", "report"}  # a switched-off study has no stage
+    assert "small-baseline" not in sh(repo, "dvc", "stage", "list")
     default_report = (repo / "reports" / "report.md").read_text()
 
-    on = switch(repo, True)
-    assert ran(on) == {"check", "configure", "train_scale@small-baseline", "evaluate_scale@small-baseline", "report"}
+    on = switch(repo, True)  # the new run has no stage in this `dvc repro` yet: new_runs trains it
+    assert ran(on) == {"check", "configure", "new_runs", "train@small-baseline", "report"}
     assert (repo / "models" / "small-baseline" / "model.safetensors").is_file()
     assert "small-baseline" in (repo / "reports" / "report.md").read_text()  # the cheapest run: on the Pareto front
+    assert "train@small-baseline" in sh(repo, "dvc", "stage", "list")  # from now on, a stage like any other
+    assert "base-baseline" not in sh(repo, "dvc", "stage", "list")  # the default size is the default run
 
-    off = switch(repo, False)  # the study's stages write their markers again; the default runs stay as they were
-    assert not {s for s in ran(off) if not s.startswith(("train_scale@small", "evaluate_scale@small"))} - {
-        "check", "configure", "report"}
+    off = switch(repo, False)
+    assert ran(off) == {"check", "configure", "new_runs", "report"}
     assert (repo / "reports" / "report.md").read_text() == default_report
+    assert "small-baseline" not in sh(repo, "dvc", "stage", "list")
 
-    again = switch(repo, True, "train_scale", "evaluate_scale")  # every run of the study is in the run-cache
+    again = switch(repo, True)  # the study's run is in the run-cache
     assert not {s for s in ran(again) if s.startswith("train")}
-    assert "Stage 'train_scale@small-baseline' is cached - skipping run" in again
+    assert "Stage 'train@small-baseline' is cached - skipping run" in again

@@ -33,7 +33,8 @@ def run_outputs(dvc_yaml: dict) -> list[str]:
 
 
 def written_by_a_run(path: str, outputs: list[str]) -> bool:
-    return path == "dvc.lock" or any(path.startswith(o) or path + "/" == o for o in outputs)
+    """dvc.lock and the outputs, but runs.yaml: DVC needs that one to read dvc.yaml (configure rewrites it)."""
+    return path == "dvc.lock" or path != "runs.yaml" and any(path.startswith(o) or path + "/" == o for o in outputs)
 
 
 def make_tiny_repo(repo, edit=lambda params: None, source=ROOT):

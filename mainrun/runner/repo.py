@@ -75,12 +75,8 @@ def _watch(p: subprocess.Popen, log: Path, start: int, name: str) -> int:
 
 
 def run_names(stage: str) -> str:
-    """train@baseline -> baseline, train_seed@r1_adamw-1338 -> r1_adamw-seed1338 (its configs/<run>.json)."""
-    kind, _, run = stage.partition("@")
-    if kind.endswith("_seed"):
-        variant, _, seed = run.rpartition("-")
-        return f"{variant}-seed{seed}"
-    return run
+    """train@r1_adamw-seed1338 -> r1_adamw-seed1338 (its configs/<run>.json)."""
+    return stage.partition("@")[2]
 
 
 def enabled(stage: str) -> bool:
@@ -90,9 +86,9 @@ def enabled(stage: str) -> bool:
         return True
 
 
-def stale_runs() -> list[tuple[str, str]]:
+def stale_runs() -> list[tuple[str, str | None]]:
     """(train stage, evaluate stage) pairs with either one stale, in dvc.yaml's order: every `train*@run` stage
-    that dvc.yaml defines, with its `evaluate*@run` when there is one."""
+    that dvc.yaml defines, with its `evaluate*@run` when there is one (the train stage evaluates its run itself)."""
     names = dvc("stage", "list", "--name-only").stdout.split()
     status = dvc("status", "--json")
     stale = set(re.findall(r'"([^"]+)":', status.stdout)) if status.returncode == 0 else set(names)
