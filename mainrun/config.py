@@ -19,6 +19,9 @@ TOKENIZER_CORPORA = get_args(TokenizerCorpus)
 # field metadata of the execution keys: where and how precisely a run computes. Part of a run's identity, but not a
 # setting the report compares runs on.
 EXECUTION = {"execution": True}
+# field metadata of a model key that changes how the same function is computed, not the function: a part of a step
+# that sets only such keys must come out inside noise (the attribution study flags it as a possible defect if not)
+SAME_FUNCTION = {"same_function": True}
 
 
 def tokenized_name(kind: str, vocab_size) -> str:
@@ -48,7 +51,8 @@ class GPTConfig:
     dropout: float = 0.1
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"  # in the blocks; the final norm stays LayerNorm
     pos: Literal["learned", "rope"] = "learned"
-    attn: Literal["manual", "sdpa"] = "manual"  # manual: explicit softmax and causal mask
+    # manual: explicit softmax and causal mask; sdpa: the same function, fused (SAME_FUNCTION: must change no result)
+    attn: Literal["manual", "sdpa"] = field(default="manual", metadata=SAME_FUNCTION)
     attn_bias: bool = True
     mlp: Literal["gelu", "swiglu"] = "gelu"  # gelu: 4x hidden; swiglu: int(2.6667 * d_model)
     mlp_bias: bool = True
@@ -191,6 +195,7 @@ MODEL_KEYS = {f.name for f in fields(GPTConfig)} - {"vocab_size"}  # the model's
 TRAIN_KEYS = set(TRAIN_PARAMS)
 DELTA_KEYS = MODEL_KEYS | TRAIN_KEYS
 EXEC_CONFIG_KEYS = {f.name for f in fields(ExecConfig)}  # how a run executes (params.yaml's train section)
+SAME_FUNCTION_KEYS = frozenset(f.name for f in fields(GPTConfig) if f.metadata.get("same_function"))
 EXECUTION_KEYS = frozenset(f.name for f in fields(TrainConfig) if f.metadata.get("execution"))  # where, how precisely
 FIELD_TYPES = {**{f.name: f.type for f in (*fields(GPTConfig), *fields(ExecConfig))},
                **{key: TrainConfig.__dataclass_fields__[name].type for key, name in TRAIN_PARAMS.items()}}

