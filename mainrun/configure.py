@@ -136,7 +136,7 @@ def write_run_list(runs: list[str], path=RUN_LIST) -> None:
                           f"runs: [{', '.join(runs)}]\n")
 
 
-def configure(params: dict, tokenized_root, out_dir, run_list=RUN_LIST, cuda: bool | None = None) -> list[str]:
+def configure(params: dict, tokenized_root, out_dir, run_list, cuda: bool | None = None) -> list[str]:
     """Write out_dir/<run>.json for every run that trains (params checked by mainrun.params.check_params), the run
     list dvc.yaml reads, and out_dir/new_runs.json: the runs that list did not hold before, whose stages this
     `dvc repro` does not have yet (stage new_runs trains them). Returns the runs that train. cuda: None detects it."""

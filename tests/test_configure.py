@@ -3,7 +3,7 @@ import json
 import pytest
 
 from mainrun.config import ConfigError
-from mainrun.configure import configure
+from mainrun.configure import read_run_list, configure
 
 
 def fake_tokenized(root, sizes=(8000, 16000, 32000), train_tokens=1_102_455, val_tokens=120_000):
@@ -17,7 +17,7 @@ def fake_tokenized(root, sizes=(8000, 16000, 32000), train_tokens=1_102_455, val
 
 def config_bytes(params, tmp_path, name):
     out, tok = tmp_path / name, tmp_path / "tok"
-    configure(params, tok if tok.exists() else fake_tokenized(tok), out)
+    configure(params, tok if tok.exists() else fake_tokenized(tok), out, tmp_path / f"{name}.yaml")
     return {p.stem: p.read_bytes() for p in out.glob("*.json")}
 
 
@@ -44,10 +44,10 @@ def test_earlier_delta_touches_it_and_everything_built_on_it(params, tmp_path):
         *(f"{v}-seed{s}" for v in ("r1_adamw", "r4_4_parallel") for s in (1338, 1339))}  # the noise repeats follow
 
 
-def test_disabled_study_runs_get_a_marker(params, tmp_path):
-    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg")
-    assert json.loads((tmp_path / "cfg" / "fail_unigram.json").read_text()) == {
-        "name": "fail_unigram", "enabled": False, "study": "failed_attempts"}
+def test_a_switched_off_study_has_no_run(params, tmp_path):
+    trained = configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml")
+    assert "fail_unigram" not in trained and not (tmp_path / "cfg" / "fail_unigram.json").exists()
+    assert read_run_list(tmp_path / "runs.yaml") == trained  # dvc.yaml makes a train stage for each, and no other
     baseline = json.loads((tmp_path / "cfg" / "baseline.json").read_text())
     assert baseline["enabled"] and baseline["model"]["vocab_size"] == 16000 and baseline["data"]["fingerprint"] == "fp16000"
 
@@ -58,12 +58,12 @@ def test_alt_tokenizer_of_a_study_that_is_off(params, tmp_path):
     (tok / "unigram" / "skipped.json").write_text("{}")
     params["variants"]["r4_4_parallel"]["tokenizer"] = "unigram"
     with pytest.raises(ConfigError, match="built only when studies.failed_attempts is true"):
-        configure(params, tok, tmp_path / "cfg")
+        configure(params, tok, tmp_path / "cfg", tmp_path / "runs.yaml")
 
 
 def test_seed_runs_are_configured(params, tmp_path):
     params["noise"]["seeds"] = [1338]
-    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg")
+    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml")
     cfg = json.loads((tmp_path / "cfg" / "r1_adamw-seed1338.json").read_text())
     assert cfg["train"]["seed"] == 1338 and cfg["train"]["optimizer"] == "adamw"
 
@@ -84,5 +84,5 @@ def test_seed_runs_are_configured(params, tmp_path):
 def test_configure_errors_name_the_fix(params, tmp_path, mutate, tok, message):
     mutate(params)
     with pytest.raises(ConfigError, match=message) as err:
-        configure(params, fake_tokenized(tmp_path / "tok", **tok), tmp_path / "cfg")
+        configure(params, fake_tokenized(tmp_path / "tok", **tok), tmp_path / "cfg", tmp_path / "runs.yaml")
     assert "\n" not in str(err.value)

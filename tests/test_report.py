@@ -34,7 +34,7 @@ def fake_tokenized(root, params, cap=None):
 
 def fake_artifacts(root, params, values: dict[str, float], cap=None, steps=None):
     """What the configure, train and evaluate stages leave behind, with chosen final losses (val_bpb: 1.5x)."""
-    configure(params, fake_tokenized(root / "tokenized", params, cap), root / "configs")
+    configure(params, fake_tokenized(root / "tokenized", params, cap), root / "configs", root / "runs.yaml")
     for name, v in values.items():
         write_json(root / "metrics" / f"{name}.json", {
             "val_loss": v, "val_loss_per_token": 3 * v, "val_bpb": 1.5 * v, "val_tokens_counted_frac": 0.9,

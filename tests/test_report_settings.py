@@ -16,7 +16,7 @@ HF = "hf:julien040/hacker-news-posts"
 
 
 def configs(params, tmp_path):
-    configure(params, fake_tokenized(tmp_path / "tok", params), tmp_path / "cfg")
+    configure(params, fake_tokenized(tmp_path / "tok", params), tmp_path / "cfg", tmp_path / "runs.yaml")
     return read_configs(tmp_path / "cfg")
 
 

@@ -22,14 +22,14 @@ def test_switching_the_study_on_changes_no_default_run(params, tmp_path):
     params["studies"]["scale"] = True
     on = config_bytes(params, tmp_path, "on")
     scale = {n for n in on if n.startswith(("small-", "large-"))}
-    assert {n for n in on if on[n] != off[n]} == scale | {"runs"}
+    assert {n for n in on if on[n] != off.get(n)} == scale | {"runs", "new_runs"}
     assert len(scale) == 2 * (len(CHAIN) + 4)  # the chain and the 4 noise repeats, at both sizes
-    assert all(json.loads(off[n]) == {"name": n, "enabled": False, "study": "scale"} for n in scale)
+    assert not {n for n in off if n.startswith(("small-", "large-"))}  # off: no run, no stage
 
 
 def test_a_scale_run_is_its_variant_at_that_size(params, tmp_path):
     params["studies"]["scale"] = True
-    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False)
+    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
 
     def read(name):
         return json.loads((tmp_path / "cfg" / f"{name}.json").read_text())
@@ -49,10 +49,10 @@ def test_a_scale_run_is_its_variant_at_that_size(params, tmp_path):
 def test_a_size_that_is_the_default_model_is_the_default_run(params, tmp_path):
     params["studies"]["scale"] = True
     params["scales"]["sizes"]["mine"] = {k: params["model"][k] for k in ("n_layer", "n_head", "d_model")}
-    enabled = configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False)
-    assert not enabled["mine-r2_vocab"] and enabled["small-r2_vocab"]
-    assert json.loads((tmp_path / "cfg" / "mine-r4_4_parallel-seed1338.json").read_text()) == {
-        "name": "mine-r4_4_parallel-seed1338", "enabled": False, "study": "scale", "same_as": "r4_4_parallel-seed1338"}
+    trained = configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
+    assert "mine-r2_vocab" not in trained and "small-r2_vocab" in trained
+    index = {r["name"]: r for r in json.loads((tmp_path / "cfg" / "runs.json").read_text())["runs"]}
+    assert index["mine-r4_4_parallel-seed1338"]["same_as"] == "r4_4_parallel-seed1338"
 
 
 def dvc_stages(params, tmp_path) -> list[str]:
@@ -65,9 +65,14 @@ def dvc_stages(params, tmp_path) -> list[str]:
 
 def test_every_train_stage_reads_a_config_that_configure_writes(params, tmp_path):
     """mainrun.parallel finds a stage's config by its name (run_names); the scale stages' names must map too."""
-    written = set(configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False))
+    written = set(configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False))
     trains = [s for s in dvc_stages(params, tmp_path) if s.startswith("train")]
-    assert {"train_scale@small-r2_vocab", "train_scale_seed@large-r4_4_parallel-1339"} <= set(trains)
+    assert not {s for s in trains if s.startswith("train@small-")}  # the study is off: no stage
+    params["studies"]["scale"] = True
+    (tmp_path / "on").mkdir()
+    written = set(configure(params, tmp_path / "tok", tmp_path / "cfg", tmp_path / "on" / "runs.yaml", cuda=False))
+    trains = [s for s in dvc_stages(params, tmp_path / "on") if s.startswith("train")]
+    assert {"train@small-r2_vocab", "train@large-r4_4_parallel-seed1339"} <= set(trains)
     assert {run_names(s) for s in trains} == written
 
 
@@ -91,8 +96,8 @@ def test_bad_scales_name_the_key(params, mutate, message):
         check_params(params)
 
 
-def test_while_off_a_stale_variant_name_only_makes_markers(params, tmp_path):
+def test_while_off_a_stale_variant_name_makes_nothing(params, tmp_path):
     params["scales"]["variants"].append("gone")
     check_params(params)
-    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", cuda=False)
-    assert json.loads((tmp_path / "cfg" / "large-gone.json").read_text())["enabled"] is False
+    trained = configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
+    assert not [n for n in trained if "gone" in n]

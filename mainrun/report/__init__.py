@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from . import analyse, render, render_scale, scale, writeup
+from . import analyse, attribution, render, render_attribution, render_scale, scale, writeup
 from .load import load_published, load_runs, read_configs
 from ..runlog import read_json, write_json
 
@@ -18,9 +18,10 @@ COST = ("params", "params_non_embedding", "train_flops", "flops_per_step", "flop
 
 
 def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict, fig_dir, verdicts: list,
-             sizes: list = (), index: list = (), studied: dict | None = None):
+             sizes: list = (), index: list = (), studied: dict | None = None, parts: dict | None = None):
     """Every section of the report in order, each as (lines, charts to draw); verdicts collects each judgement,
-    studied the scale study's summary (sizes: scale.read_scale's, index: configs/runs.json's rows)."""
+    studied the scale study's summary (sizes: scale.read_scale's, index: configs/runs.json's rows), parts the
+    attribution study's steps (attribution.study's)."""
     yield render.what_ran(data_stats, runs, setting, noise), []
     yield ["## Write-up, figure by figure", ""], []
     root = setting.match.get(next(iter(setting.runs)))
@@ -41,6 +42,7 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
     if summary is not None and studied is not None:
         studied.update(summary)
     yield lines, draws
+    yield render_attribution.section(parts or {}, fig_dir)
     stacked = analyse.only_with(runs, noise)
     claim = analyse.only_with_verdict(stacked, runs)
     verdicts += [{"figure": "only_with_adamw", **asdict(c), "claim": claim} for c in stacked]
@@ -73,9 +75,10 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     noise = analyse.noise_levels(runs)
     index = read_json(Path(configs_dir) / "runs.json")["runs"]
     sizes = scale.read_scale(configs_dir, metrics_dir, live_dir, runs, noise)
+    parts = attribution.study(index, runs, noise, sizes, configs_dir, metrics_dir, live_dir)
     lines, draws, verdicts, studied = [], [], [], {}
     for section_lines, section_draws in sections(setting, data_stats, runs, published, noise, fig_dir, verdicts,
-                                                 sizes, index, studied):
+                                                 sizes, index, studied, parts):
         lines += section_lines
         draws += section_draws
     (out / "report.md").write_text("\n".join(lines) + "\n")
@@ -93,6 +96,8 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
                        for n, r in every.items()]  # rows, not a mapping: dvc exp show stays narrow
     if studied:
         summary["scale"] = studied
+    if parts:
+        summary["attribution"] = attribution.summary(parts)
     write_json(out / "summary.json", summary)
     write_json(out / "headline.json", headline(runs))
     return summary

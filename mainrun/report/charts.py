@@ -127,3 +127,21 @@ def vocab_chart(path, title: str, vocabs: list, legacy: list, bpb: list):
     ax2.set_ylabel("bits per byte")
     fig.legend(loc="upper right", fontsize=8)
     save(fig, path, title)
+
+
+def attribution_chart(path, title: str, panels: list, ylabel: str):
+    """panels: [(size, parts, Δ alone, Δ dropped, noise threshold)]: two bars per part, the noise band around 0."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (size, parts, alone, dropped, band) in zip(axes[0], panels):
+        x = range(len(parts))
+        ax.bar([i - 0.2 for i in x], alone, 0.4, color="#4C72B0", label="alone (part − parent)")
+        ax.bar([i + 0.2 for i in x], dropped, 0.4, color="#DD8452", label="dropped (whole − without it)")
+        ax.set_xticks(list(x), parts, rotation=30, ha="right", fontsize=7)
+        ax.axhline(0, color="black", linewidth=0.8)
+        if band:
+            ax.axhspan(-band, band, color=GREY, alpha=0.35, label=f"seed noise (±{band:.3f})")
+        ax.set_title(f"size {size}", fontsize=8)
+        ax.set_ylabel(f"Δ {ylabel}")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=6)
+    save(fig, path, title)

@@ -34,7 +34,7 @@ class Size:
 
 def read_scale(configs_dir, metrics_dir, live_dir, runs: dict[str, Run], default_noise: dict) -> list[Size]:
     """Every size with its finished runs, smallest first; [] when the study did not run. runs: the default runs."""
-    rows = [r for r in read_json(Path(configs_dir) / "runs.json")["runs"] if "size" in r]
+    rows = chain_rows(read_json(Path(configs_dir) / "runs.json")["runs"])
     if not any(r["enabled"] for r in rows):
         return []
     chain = [r["name"].removeprefix(f"{r['size']}-") for r in rows if r["size"] == rows[0]["size"]]
@@ -54,9 +54,15 @@ def read_scale(configs_dir, metrics_dir, live_dir, runs: dict[str, Run], default
     return sorted((s for s in found if s.runs), key=lambda s: s.params)
 
 
+def chain_rows(index: list[dict]) -> list[dict]:
+    """The scale runs of the chain and its seed repeats (the attribution study's part runs at each size are its)."""
+    parts = {r["name"] for r in index if "step" in r}
+    return [r for r in index if "size" in r and r["variant"] not in parts]
+
+
 def steps(sizes: list[Size], index: list[dict]) -> list[tuple[str, str]]:
     """(previous variant, variant) of each chain step in the study, in params.yaml's order."""
-    rows = [r for r in index if "size" in r and r["repeat_of"] is None]
+    rows = [r for r in chain_rows(index) if r["repeat_of"] is None]
     first = rows[0]["size"] if rows else None
     return [(r["parent"].removeprefix(f"{first}-"), r["variant"]) for r in rows if r["size"] == first and r["parent"]]
 
