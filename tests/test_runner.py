@@ -92,6 +92,11 @@ def test_a_dvc_command_working_in_the_repo_is_named(tmp_path, monkeypatch):
     os.close(guard.claim_repo())
 
 
+def test_a_slot_holder_is_named_in_one_line_whatever_its_arguments(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["-c", "import x\nx.run()\t# a script", "arg"])
+    assert slots.holder() == f"pid {os.getpid()} -c import x x.run() # a script arg in {os.getcwd()}"
+
+
 def test_a_run_waiting_for_a_slot_names_the_holder_on_the_terminal(tmp_path, monkeypatch, capsys):
     env = {**os.environ, slots.SLOT_DIR: str(tmp_path), slots.RUNS_PER_DEVICE: "1", "PYTHONPATH": str(ROOT)}
     claim = "from mainrun import slots; print(slots.claim('cpu', 1, poll_s=0.05).name, flush=True)"
