@@ -1,12 +1,23 @@
 # `make demo`: install what is missing, then run the whole DAG offline on the CPU profile (synthetic corpus).
 # `make test`: install what is missing, then run the test suite (what .ci/run calls).
 # `make show`: the experiments' headline metrics (dvc exp show with a few columns).
-PY ?= python3
+# Where everything is installed: the active virtual environment, else .venv here, made by PYTHON on first use (a
+# system Python may refuse pip: PEP 668). Its bin/ comes first on PATH, so pip, python and dvc, here and in the
+# stages and tests, are its own.
+PYTHON ?= python3
+VENV ?= $(or $(VIRTUAL_ENV),$(CURDIR)/.venv)
+PY = $(VENV)/bin/python
+DVC = $(VENV)/bin/dvc
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
 PLOTS_TEMPLATE = .dvc/plots/offline.html
 
 .PHONY: install demo test bench show
 
-install:
+$(PY):
+	$(PYTHON) -m mainrun.bootstrap $(VENV)
+
+install: $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
 	@$(PY) -m pip show -q mainrun >/dev/null 2>&1 && $(PY) -c "import dvc, dvclive, datasets, tokenizers, pytest, xdist, vl_convert, ray" 2>/dev/null \
 		|| $(PY) -m pip install -e ".[test,plots]"
@@ -21,18 +32,18 @@ PROFILE ?= profiles/cpu.yaml
 demo: install  # J=2: two runs at once through mainrun.parallel; PROFILE=profiles/mine.yaml: another profile
 	$(PY) -m mainrun.profile --apply $(PROFILE)
 ifeq ($(J),1)
-	dvc repro
+	$(DVC) repro
 else
 	$(PY) -m mainrun.parallel -j $(J)
 endif
-	$(PY) -m mainrun.experiments || dvc exp run --quiet
+	$(PY) -m mainrun.experiments || $(DVC) exp run --quiet
 	@echo "recorded as an experiment: make show (or dvc exp show); the report is reports/report.md"
 	@echo "DVC's 'git add ... dvc.lock' hint above: do not commit. dvc.lock and params.yaml now hold this profile's runs,"
 	@echo "which the experiment keeps (dvc exp apply NAME brings them back); the committed params.yaml is the real run's."
 
 SHOW ?= ^val_bpb\.(baseline|r1_adamw|r2_vocab|r3_block256|r4_4_parallel)$$
 show:  # SHOW: a regex of the metric and param columns to keep
-	dvc exp show --md --drop '.*' --keep '^Experiment$$|$(SHOW)'
+	$(DVC) exp show --md --drop '.*' --keep '^Experiment$$|$(SHOW)'
 
 test: install
 	$(PY) -m pytest -q

@@ -30,8 +30,9 @@ def cpu_cores() -> int:
 
 
 def holder() -> str:
-    """Who holds a slot, as the waiting runs name it: pid, command and folder."""
-    return f"pid {os.getpid()} {os.path.basename(sys.argv[0])} {' '.join(sys.argv[1:3])} in {os.getcwd()}"
+    """Who holds a slot, as the waiting runs name it in one line: pid, command and folder."""
+    said = f"pid {os.getpid()} {os.path.basename(sys.argv[0])} {' '.join(sys.argv[1:3])} in {os.getcwd()}"
+    return "".join(" " if c < " " or c == "\x7f" else c for c in said)  # an argument may hold a newline
 
 
 def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:

@@ -131,3 +131,16 @@ def test_cost_beside_a_verdict():  # no local path in a report: test_second_pass
 
     assert cost_text((("params", 1000, 1500), ("flops_per_token", 2e6, 3e6), ("train_seconds", 10.0, 5.0))) == (
         "cost: Δ params +500 (+50%), Δ FLOPs/token +1M (+50%), Δ wall -5 s (-50%)")
+
+
+def test_the_scale_chart_has_one_tick_per_size_labelled_with_its_parameters(monkeypatch, tmp_path):
+    from mainrun.report import cost_charts
+    drawn = []
+    monkeypatch.setattr(cost_charts, "save", lambda fig, path, title: (fig.canvas.draw(), drawn.append(fig)))
+    params = [25_472, 100_096, 396_800]
+    cost_charts.scale_chart(tmp_path / "scale.png", "t", [("a → b", "val_bpb", params, [.1, .05, 0], [.02] * 3),
+                                                         ("b → c", "val_loss", params[1:], [-.1, -.2], [None] * 2)])
+    first, second = drawn[0].axes[:2]
+    assert list(first.get_xticks()) == params and list(second.get_xticks()) == params[1:]
+    assert [t.get_text() for t in first.get_xticklabels()] == ["25k", "100k", "397k"]
+    assert len(first.get_xticks(minor=True)) == 0  # no 3×10⁴, 4×10⁴, ... between the sizes

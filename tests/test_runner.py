@@ -15,12 +15,15 @@ from mainrun import parallel, slots
 from mainrun.runner import guard, local, repo
 from waiting import HANG_S  # waits are for events; this only turns a hang into a failure
 
-# a runner in miniature: the repo lock, the guard, and one run whose checkpoint on Ctrl-C lasts until `release` exists
+# a runner in miniature: the repo lock, the guard, and one run whose checkpoint on Ctrl-C lasts until `release` exists.
+# The run is started as ./py (a link to this interpreter), so its script's newlines fall inside the guard's 60-character
+# cut of its command line, whatever the interpreter's path.
 RUNNER = """
-import sys, time
+import os, sys, time
 from mainrun.runner import repo
 repo.hold_repo()
-run = repo.spawn([sys.executable, "-c", "import os, signal, sys, time\\n"
+os.symlink(sys.executable, "py")
+run = repo.spawn(["./py", "-c", "\\nimport os, signal, sys, time\\n"
                   "def stop(*_):\\n    while not os.path.exists('release'): time.sleep(0.05)\\n    sys.exit(3)\\n"
                   "signal.signal(signal.SIGINT, stop)\\nprint('run', flush=True)\\ntime.sleep(600)"])
 print(run.pid, flush=True)
@@ -57,9 +60,10 @@ def test_runs_end_with_a_killed_runner_and_a_new_runner_says_they_are_ending(tmp
         guard.claim_repo()
     runner.kill()  # SIGKILL: no handler runs in the runner
     runner.wait()
-    told = runner.stderr.readline()  # the guard says what it stops, and when it would kill it
-    assert f"the runner (mainrun.parallel) ended; stopping its 1 processes at a checkpoint (Ctrl-C): {run} " in told
-    assert "are killed" in told
+    told = runner.stderr.readline()  # the guard says what it stops, and when it would kill it, in one line
+    assert f"the runner (mainrun.parallel) ended; stopping its 1 processes at a checkpoint (Ctrl-C): {run} " \
+           "./py -c  import os, signal, sys, time def stop(*_):" in told
+    assert told.endswith("are killed\n")
     with pytest.raises(guard.Busy, match=r"still ending in this repo .* `kill -INT -- -\d+`"):
         guard.claim_repo()  # the run is checkpointing and still holds the repo's lock
     (tmp_path / "release").touch()
@@ -86,6 +90,11 @@ def test_a_dvc_command_working_in_the_repo_is_named(tmp_path, monkeypatch):
     lock["write"] = {"x": {"pid": 2 ** 22 + 1, "cmd": "dvc repro"}}  # a dead pid: DVC clears it itself
     (tmp_path / ".dvc/tmp/rwlock").write_text(json.dumps(lock))
     os.close(guard.claim_repo())
+
+
+def test_a_slot_holder_is_named_in_one_line_whatever_its_arguments(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["-c", "import x\nx.run()\t# a script", "arg"])
+    assert slots.holder() == f"pid {os.getpid()} -c import x x.run() # a script arg in {os.getcwd()}"
 
 
 def test_a_run_waiting_for_a_slot_names_the_holder_on_the_terminal(tmp_path, monkeypatch, capsys):

@@ -2,6 +2,8 @@
 import math
 from itertools import cycle
 
+from matplotlib.ticker import EngFormatter
+
 from .charts import GREY, STYLES, plt, save
 
 
@@ -59,11 +61,14 @@ def scale_chart(path, title: str, panels: list[tuple[str, str, list, list, list]
         ax.plot(params, deltas, marker="o", color="#4C72B0")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xscale("log")
+        ax.set_xticks(params)  # one tick per size, labelled with its parameters: 25k, 100k, 397k
+        ax.xaxis.set_major_formatter(EngFormatter(places=0, sep=""))
+        ax.minorticks_off()
         ax.set_title(step, fontsize=8)
         ax.set_xlabel("non-embedding parameters", fontsize=7)
         ax.set_ylabel(f"Δ {metric}", fontsize=7)
         ax.tick_params(labelsize=6)
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)

@@ -183,6 +183,35 @@ def line(r: dict, tries: list[str]) -> str:
             + ", ".join(f"{k} {v:.0f}" for k, v in r["times"].items()) + f"){why}")
 
 
+def collect(ray, pending: dict, attempts) -> tuple[list[dict], set[str]]:
+    """Each task's result as it ends, printed in one line; with the nodes each run started on. Ctrl-C cancels the
+    rest."""
+    results, seen = [], set()
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            if not done:
+                continue
+            name = pending.pop(done[0])
+            try:
+                r = ray.get(done[0])
+            except Exception as e:  # the task itself died (node lost past its retries, out of memory, ...)
+                r = {"train": name, "rc": 1, "error": f"the Ray task died: {type(e).__name__}", "node": "?",
+                     "ran": False, "times": {}, "log": str(e)[-2000:], "folder": "?", "cleared": []}
+            results.append(r)
+            tries = ray.get(attempts.of.remote(name))
+            seen.update(tries)
+            print(line(r, tries), flush=True)
+            for clone, size in r["cleared"]:
+                print(f"  removed an abandoned clone on node {r['node'][:8]}: {clone} ({size / 1e6:.1f} MB)",
+                      flush=True)
+    except KeyboardInterrupt:
+        cancel(ray, pending)
+        sys.exit("interrupted: the cancelled runs stopped; the finished ones are on the remote, and the same command "
+                 "submits the rest")
+    return results, seen
+
+
 def drive(address: str, per_device: int, overrides: list[str]) -> int:
     t0, costs = time.time(), {}
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where the parent ignored it
@@ -220,29 +249,8 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     attempts = ray.remote(num_cpus=0)(Attempts).remote()
     pending = {task.remote(origin, commit, overrides, *pair, remote, device or "", attempts): pair[0]
                for pair in runs}
-    results, t, seen = [], time.time(), set()
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            if not done:
-                continue
-            name = pending.pop(done[0])
-            try:
-                r = ray.get(done[0])
-            except Exception as e:  # the task itself died (node lost past its retries, out of memory, ...)
-                r = {"train": name, "rc": 1, "error": f"the Ray task died: {type(e).__name__}", "node": "?",
-                     "ran": False, "times": {}, "log": str(e)[-2000:], "folder": "?", "cleared": []}
-            results.append(r)
-            tries = ray.get(attempts.of.remote(name))
-            seen.update(tries)
-            print(line(r, tries), flush=True)
-            for clone, size in r["cleared"]:
-                print(f"  removed an abandoned clone on node {r['node'][:8]}: {clone} ({size / 1e6:.1f} MB)",
-                      flush=True)
-    except KeyboardInterrupt:
-        cancel(ray, pending)
-        sys.exit("interrupted: the cancelled runs stopped; the finished ones are on the remote, and the same command "
-                 "submits the rest")
+    t = time.time()
+    results, seen = collect(ray, pending, attempts)
     costs["tasks"] = time.time() - t
     failed = [r for r in results if r["rc"]]
     for r in failed:

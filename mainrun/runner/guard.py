@@ -81,10 +81,12 @@ def group_members(pgid: int) -> list[int]:
 
 
 def name(pid: int) -> str:
+    """A process's command line, cut short, on one line: its arguments may hold newlines or other control bytes."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:60].strip()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "?"
+    return "".join(" " if c < " " or c == "\x7f" else c for c in raw.decode(errors="replace"))[:60].strip()
 
 
 def watch(label: str, grace_s: float = GRACE_S) -> None:

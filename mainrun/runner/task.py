@@ -97,90 +97,123 @@ def run_task(origin: str, commit: str, overrides: list[str], train: str, evaluat
 
 
 def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, node) -> dict:
+    if node is None or attempts is not None:
+        import ray
     if node is None:
-        import ray
         node = ray.get_runtime_context().get_node_id()
-    attempt = 1
-    if attempts is not None:
-        import ray
-        attempt = ray.get(attempts.start.remote(train, node))
+    attempt = 1 if attempts is None else ray.get(attempts.start.remote(train, node))
     root = node_root()
     root.mkdir(parents=True, exist_ok=True)
     cleared = clear_abandoned(root)
-    work = root / f"{commit[:10]}-{train.replace('@', '-')}-{uuid.uuid4().hex[:6]}"
-    lock = None
-    env = {k: v for k, v in os.environ.items() if k not in ("MAINRUN_RUNS_PER_DEVICE", "MAINRUN_SLOT_DIR")}
-    env.update({"MAINRUN_NODE": node, "DVC_NO_ANALYTICS": "1", AUTO_DEVICE: device})
-    log, times, procs, guard = root / f"{work.name}.log", {}, [], None
+    clone = Clone(root, f"{commit[:10]}-{train.replace('@', '-')}", remote, node, device)
+    ran, error = False, ""
+    try:
+        clone.make(origin, commit, overrides, train)
+        ran = clone.run(train, evaluate)
+        clone.push(train, evaluate)
+    except KeyboardInterrupt:  # ray.cancel: stop the run at a checkpoint, as Ctrl-C does locally
+        clone.cancel()
+        raise
+    except (RuntimeError, OSError) as e:
+        error = str(e) or type(e).__name__
+        clone.note(error)
+    finally:
+        clone.let_go()
+    tail = clone.close(keep=bool(error))
+    return {"train": train, "rc": int(bool(error)), "error": error, "node": node, "ran": ran, "times": clone.times,
+            "log": tail, "folder": str(clone.dir), "attempt": attempt, "cleared": cleared}
 
-    def step(name, *cmd, cwd=work):
+
+class Clone:
+    """One run's clone of the driver's commit on this node: its folder, its log, the steps it runs in it (each
+    timed under its name: clone, run, push) and the guard whose process group they join."""
+
+    def __init__(self, root: Path, name: str, remote: str, node: str, device: str):
+        self.root, self.remote = root, remote
+        self.dir = root / f"{name}-{uuid.uuid4().hex[:6]}"
+        self.log, self.lock_path = root / f"{self.dir.name}.log", root / f"{self.dir.name}.lock"
+        self.env = {k: v for k, v in os.environ.items() if k not in ("MAINRUN_RUNS_PER_DEVICE", "MAINRUN_SLOT_DIR")}
+        self.env.update({"MAINRUN_NODE": node, "DVC_NO_ANALYTICS": "1", AUTO_DEVICE: device})
+        self.times, self.procs, self.guard, self.lock = {}, [], None, None
+
+    def make(self, origin: str, commit: str, overrides: list[str], train: str) -> None:
+        """The clone at the commit, on the node's shared DVC cache, with the driver's overrides applied."""
+        self.lock = hold(self.lock_path)
+        self.step("clone", "git", "clone", "-q", "--no-checkout", origin, str(self.dir), cwd=self.root)
+        self.step("clone", "git", "checkout", "-q", commit)
+        with open(self.log, "a") as f:
+            self.guard = Guard(f"the Ray task for {train}", detach=True, cwd=self.dir, stderr=f)
+        self.step("clone", "dvc", "config", "--local", "cache.dir", str(self.root / "dvc-cache"))
+        self.step("clone", "dvc", "remote", "modify", "--local", self.remote, "verify", "true")  # damaged: re-run
+        if overrides:
+            self.step("clone", sys.executable, "-c", "import sys; from dvc.utils.hydra import apply_overrides; "
+                      "apply_overrides('params.yaml', sys.argv[1:])", *overrides)
+
+    def run(self, train: str, evaluate: str | None) -> bool:
+        """Upstream from the run-cache, then the run; whether the train stage ran here (else it was restored)."""
+        return f"Running stage '{train}'" in self.step("run", "dvc", "repro", "--pull", evaluate or train)
+
+    def push(self, train: str, evaluate: str | None) -> None:
+        self.step("push", "dvc", "push", "--run-cache", *[s for s in (train, evaluate) if s])
+
+    def step(self, name: str, *cmd, cwd=None) -> str:
+        """One command, its output appended to the log and returned; a failure raises with its cause."""
         t0 = time.time()
-        with open(log, "a") as f:
+        with open(self.log, "a") as f:
             f.write(f"$ {' '.join(cmd)}\n")
             f.flush()
             start = f.tell()
-            kw = {"cwd": cwd, "env": env, "stdout": f, "stderr": subprocess.STDOUT}
-            p = guard.spawn(cmd, **kw) if guard else subprocess.Popen(cmd, start_new_session=True, **kw)
-            procs.append(p)
+            kw = {"cwd": cwd or self.dir, "env": self.env, "stdout": f, "stderr": subprocess.STDOUT}
+            p = self.guard.spawn(cmd, **kw) if self.guard else subprocess.Popen(cmd, start_new_session=True, **kw)
+            self.procs.append(p)
             while p.poll() is None:  # not a blocking wait: ray.cancel's KeyboardInterrupt lands between sleeps
                 time.sleep(0.2)
-        times[name] = times.get(name, 0.0) + time.time() - t0
-        with open(log) as f:
+        self.times[name] = self.times.get(name, 0.0) + time.time() - t0
+        with open(self.log) as f:
             f.seek(start)
             out = f.read()
         if p.returncode:
-            what = f"push to the DVC remote '{remote}'" if name == "push" else " ".join(cmd[:4])
+            what = f"push to the DVC remote '{self.remote}'" if name == "push" else " ".join(cmd[:4])
             raise RuntimeError(f"{what} failed: {cause(out)}")
         return out
 
-    ran, rc, error = False, 0, ""
-    try:
-        lock = hold(root / f"{work.name}.lock")
-        step("clone", "git", "clone", "-q", "--no-checkout", origin, str(work), cwd=root)
-        step("clone", "git", "checkout", "-q", commit)
-        with open(log, "a") as f:
-            guard = Guard(f"the Ray task for {train}", detach=True, cwd=work, stderr=f)
-        step("clone", "dvc", "config", "--local", "cache.dir", str(root / "dvc-cache"))  # shared by the node's runs
-        step("clone", "dvc", "remote", "modify", "--local", remote, "verify", "true")  # a damaged object re-runs
-        if overrides:
-            step("clone", sys.executable, "-c", "import sys; from dvc.utils.hydra import apply_overrides; "
-                 "apply_overrides('params.yaml', sys.argv[1:])", *overrides)
-        out = step("run", "dvc", "repro", "--pull", evaluate or train)  # upstream from the run-cache, then the run
-        ran = f"Running stage '{train}'" in out
-        step("push", "dvc", "push", "--run-cache", *[s for s in (train, evaluate) if s])
-    except KeyboardInterrupt:  # ray.cancel: stop the run at a checkpoint, as Ctrl-C does locally
+    def note(self, line: str) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"{line}\n")
+
+    def cancel(self) -> None:
+        """Ctrl-C for every step still running (a train stage saves a checkpoint), wait for them, then remove the
+        clone: a cancelled run's checkpoint is never reused."""
         with interrupts_ignored():  # the driver repeats its cancel until the task ends: no repeat cuts this short
-            with open(log, "a") as f:
-                f.write(f"cancelled at {time.strftime('%H:%M:%S')}: stopping {len(procs)} steps\n")
-            if guard:
-                guard.interrupt()
-            for p in procs:
+            self.note(f"cancelled at {time.strftime('%H:%M:%S')}: stopping {len(self.procs)} steps")
+            if self.guard:
+                self.guard.interrupt()
+            for p in self.procs:
                 if p.poll() is None:
-                    if not guard:
+                    if not self.guard:
                         os.killpg(p.pid, signal.SIGINT)
                     p.wait()
-            if guard:
-                guard.close()
-            if lock is not None:
-                os.close(lock)
-            clear_abandoned(root)  # this one: its checkpoint is never reused
-        raise
-    except (RuntimeError, OSError) as e:
-        error, rc = str(e), 1
-        with open(log, "a") as f:
-            f.write(f"{e}\n")
-    finally:
-        if guard:
-            guard.close()
-    tail = log.read_text()[-4000:] if log.exists() else ""
-    if rc == 0:
-        shutil.rmtree(work, ignore_errors=True)
-        log.unlink(missing_ok=True)
-    (root / f"{work.name}.lock").unlink(missing_ok=True)  # a failed run's clone stays, for its log
-    if lock is not None:
-        os.close(lock)
-    return {"train": train, "rc": rc, "error": error, "node": node, "ran": ran, "times": times, "log": tail,
-            "folder": str(work), "attempt": attempt, "cleared": cleared}
+            self.let_go()
+            if self.lock is not None:
+                os.close(self.lock)
+                self.lock = None
+            clear_abandoned(self.root)
+
+    def let_go(self) -> None:
+        """The guard leaves, after stopping what is left of its group."""
+        if self.guard:
+            self.guard.close()
+
+    def close(self, keep: bool) -> str:
+        """Release the clone: removed with its log unless keep (a failed run's, for its log); its log's tail."""
+        tail = self.log.read_text()[-4000:] if self.log.exists() else ""
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.log.unlink(missing_ok=True)
+        self.lock_path.unlink(missing_ok=True)
+        if self.lock is not None:
+            os.close(self.lock)
+        return tail
 
 
 @contextlib.contextmanager
