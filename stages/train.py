@@ -1,6 +1,7 @@
 """Stage train: train one run from its resolved config (resuming from its checkpoint if one matches), then evaluate
 it: the legacy Mainrun val_loss and the honest metrics, in the same process."""
 import argparse
+import time
 from pathlib import Path
 
 from stages._common import run_stage
@@ -31,8 +32,9 @@ def main():
     execution = exec_config(read_yaml(args.params).get("train") or {})
     cfg = RunConfig.from_dict(spec)
     s = train(cfg, args.out, args.live, args.ckpt, execution)
+    t0 = time.time()
     metrics = evaluate_run(cfg, args.out)
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, {**metrics, "evaluate_seconds": round(time.time() - t0, 3)})
     print(f"{s['name']}: val_loss {metrics['val_loss']:.4f} (legacy), {metrics['val_loss_per_token']:.4f} nats/token, "
           f"{metrics['val_bpb']:.4f} bits/byte after {s['steps']} steps, {s['tokens_per_second']:.0f} tokens/s on "
           f"{s['device']}")

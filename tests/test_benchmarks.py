@@ -6,21 +6,30 @@ import sys
 from conftest import ROOT
 
 
-def test_where_time_goes_splits_each_run(tmp_path):
-    def run(name, timing, train_s, eval_s):
+def test_where_time_goes_splits_each_run_and_the_wall(tmp_path):
+    def run(name, timing, train_s, eval_s, evaluate_s):
         (tmp_path / "models" / name).mkdir(parents=True)
         (tmp_path / "models" / name / "run.json").write_text(json.dumps(
             {"timing": timing, "train_seconds": train_s, "eval_seconds": eval_s, "device": "cuda",
              "execution": {"slot": "cuda-0", "threads": 4}}))
-    run("a", {"startup": 3.0, "setup": 1.0, "first_step": 20.0, "save": 0.5}, 50.0, 5.0)
-    run("b", {"startup": 3.0, "setup": 1.0, "first_step": None, "save": 0.5}, 10.0, 1.0)  # a resumed run
+        (tmp_path / "metrics" / "eval").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "metrics" / "eval" / f"{name}.json").write_text(json.dumps({"evaluate_seconds": evaluate_s}))
+    run("a", {"startup": 3.0, "setup": 1.0, "first_step": 20.0, "save": 0.5}, 50.0, 5.0, 2.0)
+    run("b", {"startup": 3.0, "setup": 1.0, "first_step": None, "save": 0.5}, 10.0, 1.0, 1.0)  # a resumed run
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
+    spans = [("check", 0, 2), ("configure", 5, 6), ("train", 10, 70), ("train", 40, 90), ("report", 95, 98)]
+    (tmp_path / ".dvc" / "tmp" / "mainrun-stage-times.jsonl").write_text("".join(
+        json.dumps({"stage": s, "target": None, "start": a, "end": b, "pid": 1}) + "\n" for s, a, b in spans))
     out = subprocess.run([sys.executable, ROOT / "benchmarks" / "where_time_goes.py", tmp_path, "--wall", "100"],
                          capture_output=True, text=True, check=True).stdout
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:4]}
-    assert rows["a"][:7] == ["3.00", "1.00", "20.00", "30.00", "5.00", "0.50", "59.50"]
-    assert rows["b"][:7] == ["3.00", "1.00", "-", "10.00", "1.00", "0.50", "15.50"]
-    assert rows["all"][1:8] == ["6.00", "2.00", "20.00", "40.00", "6.00", "1.00", "75.00"]
-    assert "75.0 s in train processes, 25.0 s (25%) outside them" in out
+    assert rows["a"][:8] == ["3.00", "1.00", "20.00", "30.00", "5.00", "0.50", "2.00", "61.50"]
+    assert rows["b"][:8] == ["3.00", "1.00", "-", "10.00", "1.00", "0.50", "1.00", "16.50"]
+    assert rows["all"][1:9] == ["6.00", "2.00", "20.00", "40.00", "6.00", "1.00", "3.00", "78.00"]
+    # train processes cover 10-90 (80 s, side by side counted once), the others 6 s, DVC the other 14 s of 100
+    assert "DAG wall 100.0 s: train processes 80.0 s (80%, 2 processes), other stages 6.0 s (6%, 3), DVC's own " \
+           "time 14.0 s (14%)" in out
+    assert "training steps and evaluations: 69.0 s of process time; outside them: 31% of the wall" in out
 
 
 def test_where_time_goes_needs_a_finished_dag(tmp_path):
