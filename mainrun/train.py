@@ -111,13 +111,23 @@ def timing(startup, setup, first_step, save) -> dict:
             for k, v in {"startup": startup, "setup": setup, "first_step": first_step, "save": save}.items()}
 
 
+def curves(live_dir, resume: bool):
+    """dvclive's Live for the curves alone (dvc.yaml declares them: dvcyaml=False, no experiment of its own). Live()
+    otherwise opens the DVC repo and git to name an experiment that is never saved: about 1.5 s a run."""
+    from dvclive import Live
+
+    class Curves(Live):
+        def _init_dvc(self):
+            self._dvc_repo = None
+
+    return Curves(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=resume, report=None)
+
+
 def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = ExecConfig(),
           progress: bool | None = None) -> dict:
     """Train one variant; write model.safetensors, config.json and run.json to out_dir, curves to live_dir.
     SIGINT or SIGTERM stops it after the step in progress: it saves a checkpoint and raises Interrupted.
     progress: the tqdm bar (None: only on a terminal)."""
-    from dvclive import Live
-
     startup_s, setup_start = seconds_since_process_start(), time.time()
     with StopFlag() as stop:
         device, tc, autocast, slot = setup(cfg.train)
@@ -136,7 +146,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
         if state is not None:
             print(f"[{cfg.name}] resuming from step {p.step}/{max_steps}")
         fwd = torch.compile(model) if tc.compile else model
-        live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None, report=None)
+        live = curves(live_dir, resume=state is not None)
         bar = tqdm(total=max_steps, initial=p.step, desc=cfg.name, dynamic_ncols=True,
                    disable=None if progress is None else not progress)
         model.train()

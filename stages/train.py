@@ -1,6 +1,7 @@
 """Stage train: train one run from its resolved config (resuming from its checkpoint if one matches), then evaluate
 it: the legacy Mainrun val_loss and the honest metrics, in the same process."""
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def main():
         write_json(args.metrics, {"skipped": True})
         print(f"{spec['name']}: no longer a run of params.yaml: nothing to train")
         return
+    sys.modules.setdefault("pandas", None)  # dvclive imports pandas when it can, for tables never logged here: 1 s
     from mainrun.evaluate import evaluate_run  # torch loads only for runs that train
     from mainrun.train import train
 
