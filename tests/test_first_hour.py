@@ -179,21 +179,21 @@ def stage(tmp_path, name, *args):
 
 
 def test_a_vocab_size_error_comes_from_configure_not_from_a_study_that_is_off(tmp_path, params):
-    """`-S vocab_size=16000` on the CPU profile: the opt-in tokenizer stage (its study off) writes its skip marker;
+    """`-S vocab_size=16000` on the CPU profile: the opt-in tokenizer stage (its study off) builds nothing;
     configure, which resolves the variants at vocab_size, names the problem."""
     params.update(vocab_sizes=[500, 1000, 2000], vocab_size=16000)
     write_params(tmp_path / "params.yaml", params)
-    p = stage(tmp_path, "tokenize", "--kind", "unigram", "--vocab-size", "16000", "--raw", "raw",
-              "--out", "tok/unigram-16000", "--metrics", "m.json")
-    assert (p.returncode, p.stdout) == (0, "unigram: skipped (studies.failed_attempts is false)\n"), p.stderr
-    assert json.loads((tmp_path / "m.json").read_text()) == {"skipped": True}
-    p = stage(tmp_path, "configure", "--tokenized", "tok", "--out", "configs")
+    p = stage(tmp_path, "tokenize", "--kind", "alt", "--vocab-size", "16000", "--raw", "raw",
+              "--out", "tok/alt", "--metrics", "m.json")
+    assert (p.returncode, p.stdout) == (0, "no opt-in tokenizer is switched on\n"), p.stderr
+    assert json.loads((tmp_path / "m.json").read_text()) == {}
+    p = stage(tmp_path, "configure", "--tokenized", "tok", "--out", "configs", "--runs", "runs.yaml")
     assert (p.returncode, p.stderr) == (1, "error: vocab_size 16000 is not in vocab_sizes [500, 1000, 2000]: add it "
                                            f"to vocab_sizes so the tokenize stage builds it ({UNDO})\n")
     params["studies"]["failed_attempts"] = True  # switched on, the study's stage is concerned, and says so
     write_params(tmp_path / "params.yaml", params)
-    p = stage(tmp_path, "tokenize", "--kind", "unigram", "--vocab-size", "16000", "--raw", "raw",
-              "--out", "tok/unigram-16000", "--metrics", "m.json")
+    p = stage(tmp_path, "tokenize", "--kind", "alt", "--vocab-size", "16000", "--raw", "raw",
+              "--out", "tok/alt", "--metrics", "m.json")
     assert p.returncode == 1 and "vocab_size 16000 is not in vocab_sizes" in p.stderr
 
 

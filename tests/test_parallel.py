@@ -49,7 +49,7 @@ def test_two_at_once_equals_sequential_and_a_killed_run_resumes(tmp_path, monkey
     with monkeypatch.context() as m:
         m.setenv("MAINRUN_RUNS_PER_DEVICE", "2")
         m.setenv("MAINRUN_SLOT_DIR", str(tmp_path / "seq-slots"))
-        sh(seq, "dvc", "repro", "evaluate")
+        sh(seq, "dvc", "repro", "train")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MAINRUN_SLOT_DIR": str(tmp_path / "slots")}
     cmd = [sys.executable, "-m", "mainrun.parallel", "-j", "2"]
     runner = subprocess.Popen(cmd, cwd=par, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

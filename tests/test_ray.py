@@ -129,7 +129,7 @@ def test_runs_over_two_ray_nodes_equal_a_local_run(tmp_path, cluster, monkeypatc
     assert "2/3 0 runs" in again and "the final dvc repro ran: nothing" in again, again
 
     failed = sh(driver, *cmd, "-S", "variants.r1_adamw.lr=1.5e30", check=False)  # diverges at once
-    assert "1 run(s) failed: train@r1_adamw (dvc repro --pull evaluate@r1_adamw failed: variant 'r1_adamw' " \
+    assert "1 run(s) failed: train@r1_adamw (dvc repro --pull train@r1_adamw failed: variant 'r1_adamw' " \
            "diverged" in failed, failed
     assert "2/3 1 runs" in failed  # only the changed run was submitted
 
@@ -207,7 +207,7 @@ def test_a_task_ends_its_trainer_when_killed_and_names_a_failed_push(tmp_path, m
                                 text=True, start_new_session=True)
 
     # killed mid-run (as Ray kills a worker: SIGKILL, and its children): nothing of the run is left training
-    p = task([f"train.epochs={NEVER_ENDS}"], "train@baseline", "evaluate@baseline")
+    p = task([f"train.epochs={NEVER_ENDS}"], "train@baseline", None)
     until(lambda: training(node) or p.poll() is not None, "the task's trainer starts")
     assert p.poll() is None, p.communicate()[0]
     [trainer] = training(node)
