@@ -19,7 +19,7 @@ def pick_device(name: str) -> torch.device:
 def claim_device(name: str) -> tuple[torch.device, slots.Slot]:
     """The device for this process: on CUDA the GPU of a free slot; on the CPU the slot's share of the cores."""
     kind = pick_device(name).type
-    slot = slots.claim(kind, torch.cuda.device_count() if kind == "cuda" else 1)
+    slot = slots.held(kind) or slots.claim(kind, torch.cuda.device_count() if kind == "cuda" else 1)
     torch.set_num_threads(slot.threads)
     if kind == "cuda":
         torch.cuda.set_device(slot.index)

@@ -15,7 +15,7 @@ from pathlib import Path
 RUNS_PER_DEVICE = "MAINRUN_RUNS_PER_DEVICE"
 SLOT_DIR = "MAINRUN_SLOT_DIR"  # default: one folder per machine, so every repo and queue worker shares its GPUs
 _held = []  # open lock files: a slot is held as long as this process lives
-_mine: dict[str, "Slot"] = {}  # kind -> the slot this process holds: training then evaluating claims it once
+_mine: dict[str, "Slot"] = {}  # kind -> the first slot this process took (training, then evaluating, use it)
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,13 @@ def holder() -> str:
     return "".join(" " if c < " " or c == "\x7f" else c for c in said)  # an argument may hold a newline
 
 
+def held(kind: str) -> "Slot | None":
+    """The slot this process already holds on `kind`, if any: a run's evaluation takes its training's."""
+    return _mine.get(kind)
+
+
 def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
     """Take a free slot for a run on `kind` ('cuda' or 'cpu') with n_devices of it visible; wait while all are busy."""
-    if kind in _mine:
-        return _mine[kind]
     per_device = int(os.environ.get(RUNS_PER_DEVICE, "0") or 0)
     if per_device < 1:  # plain `dvc repro`: one run at a time, the whole machine (or OMP_NUM_THREADS of it)
         omp = os.environ.get("OMP_NUM_THREADS", "")  # the user's own limit, when it is a thread count
@@ -59,8 +62,9 @@ def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:
             f.write(holder())
             f.flush()
             _held.append(f)
-            _mine[kind] = Slot(i % n_devices, max(1, cpu_cores() // slots), f"{kind}-{i}")
-            return _mine[kind]
+            slot = Slot(i % n_devices, max(1, cpu_cores() // slots), f"{kind}-{i}")
+            _mine.setdefault(kind, slot)
+            return slot
         if not waited:
             held = "; ".join(f"{kind}-{i}: {(folder / f'{kind}-{i}.lock').read_text().strip() or '?'}"
                              for i in range(slots))
