@@ -211,7 +211,7 @@ def test_ctrl_c_in_the_train_stage_prints_one_line_and_resumes_exactly(tiny_run,
     write_json(repo / "run.json", {**run.to_dict(), "enabled": True, "study": None})
     (repo / "params.yaml").write_text("train: {}\n")
     stage = [sys.executable, "-m", "stages.train", "--config", "run.json", "--out", "out", "--live", "live",
-             "--ckpt", "ckpt"]
+             "--ckpt", "ckpt", "--metrics", "eval.json"]
     p = subprocess.Popen(stage, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     wait_for((repo / "ckpt" / "ckpt.pt").exists, "the checkpoint saved after step 1's evaluation", proc=p)
@@ -224,3 +224,4 @@ def test_ctrl_c_in_the_train_stage_prints_one_line_and_resumes_exactly(tiny_run,
     done = run_to_end(stage, "the resumed train stage's exit", cwd=repo, env=env)
     assert done.returncode == 0 and f"resuming from step {stopped_at}/" in done.stdout, done.stderr
     assert sha256(repo / "out" / "model.safetensors") == sha256(tmp_path / "full" / "model.safetensors")
+    assert json.loads((repo / "eval.json").read_text())["val_loss"] > 0  # then evaluated, in the same process
