@@ -148,6 +148,9 @@ class Clone:
         if overrides:
             self.step("clone", sys.executable, "-c", "import sys; from dvc.utils.hydra import apply_overrides; "
                       "apply_overrides('params.yaml', sys.argv[1:])", *overrides)
+        # the runs of these params, as the configure stage lists them: dvc.yaml makes a stage for each, this one's too
+        self.step("clone", sys.executable, "-c", "from mainrun.configure import runs_on, write_run_list; "
+                  "from mainrun.params import load_params; write_run_list(list(runs_on(load_params())), 'runs.yaml')")
 
     def run(self, train: str, evaluate: str | None) -> bool:
         """Upstream from the run-cache, then the run; whether the train stage ran here (else it was restored)."""
