@@ -13,7 +13,7 @@ def few_variants(params):
     params["vocab_sizes"], params["vocab_size"] = [300], 300
     params["variants"] = VARIANTS
     params["noise"]["variants"] = []
-    params["studies"] = {"failed_attempts": False, "scale": False}  # the alt tokenizers' switch, the scale study's
+    params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}  # the alt tokenizers' switch, the scale study's
 
 
 def shared_repo(tmp_path, name="a"):

@@ -23,7 +23,7 @@ def tiny_repo(path):
         params["train"]["epochs"] = 2
         params["variants"] = VARIANTS
         params["noise"]["variants"] = []
-        params["studies"] = {"failed_attempts": False, "scale": False}  # the alt tokenizers' switch, the scale study's
+        params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}  # the alt tokenizers' switch, the scale study's
     return make_tiny_repo(path, two_variants)
 
 

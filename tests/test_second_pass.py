@@ -75,7 +75,7 @@ def two_vocab_repo(path):
         p["vocab_sizes"], p["vocab_size"] = [200, 300], 300
         p["variants"] = {"baseline": {"vocab_size": 200, "block_size": 16}, "r2_vocab": {"vocab_size": "@vocab_size"}}
         p["noise"]["variants"] = []
-        p["studies"] = {"failed_attempts": False, "scale": False}
+        p["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}
     return make_tiny_repo(path, edit)
 
 
