@@ -7,6 +7,7 @@ without pip, and pip is installed from its wheel on PyPI. Standard library only:
 import hashlib
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,11 +40,17 @@ def make(env: Path) -> None:
     has_ensurepip = importlib.util.find_spec("ensurepip") is not None
     print(f"making a virtual environment in {env} ({sys.executable}, {'with' if has_ensurepip else 'without'} "
           "ensurepip)", flush=True)
-    venv.create(env, with_pip=has_ensurepip)
-    if not has_ensurepip:
-        with tempfile.TemporaryDirectory() as tmp:
-            wheel = pip_wheel(Path(tmp))  # pip runs from its own wheel to install itself
-            subprocess.run([env / "bin" / "python", wheel / "pip", "install", "-q", wheel], check=True)
+    new = not env.exists()
+    try:
+        venv.create(env, with_pip=has_ensurepip)
+        if not has_ensurepip:
+            with tempfile.TemporaryDirectory() as tmp:
+                wheel = pip_wheel(Path(tmp))  # pip runs from its own wheel to install itself
+                subprocess.run([env / "bin" / "python", wheel / "pip", "install", "-q", wheel], check=True)
+    except BaseException:
+        if new:  # half made, it would pass for made next time
+            shutil.rmtree(env, ignore_errors=True)
+        raise
 
 
 if __name__ == "__main__":

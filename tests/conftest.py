@@ -15,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ["DVC_NO_ANALYTICS"] = "1"  # else every dvc call starts an analytics daemon
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # no pool of compile workers, each importing torch
+# the stages write __pycache__ into the folders they depend on, as a user's do (.dvcignore keeps it out of their hash)
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def committed(path: str, root: Path = ROOT) -> str:

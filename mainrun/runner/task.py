@@ -143,8 +143,8 @@ class Clone:
         self.step("clone", "git", "checkout", "-q", commit)
         with open(self.log, "a") as f:
             self.guard = Guard(f"the Ray task for {train}", detach=True, cwd=self.dir, stderr=f)
-        self.step("clone", "dvc", "config", "--local", "cache.dir", str(self.root / "dvc-cache"))
-        self.step("clone", "dvc", "remote", "modify", "--local", self.remote, "verify", "true")  # damaged: re-run
+        self.step("clone", "dvc", "config", "--local", "cache.dir", str(self.root / "dvc-cache"))  # shared on the node
+        self.step("clone", "dvc", "remote", "modify", "--local", self.remote, "verify", "true")  # a bad object re-runs
         if overrides:
             self.step("clone", sys.executable, "-c", "import sys; from dvc.utils.hydra import apply_overrides; "
                       "apply_overrides('params.yaml', sys.argv[1:])", *overrides)
