@@ -149,7 +149,7 @@ def test_stages_print_one_error_line_and_exit_1(tmp_path, params):
     p = stage(tmp_path, "download", params, "--out", "raw", "--stats", "s.json")
     assert (p.returncode, p.stderr.count("\n")) == (1, 1) and p.stderr.startswith("error: data.source file 't.csv' is not UTF-8")
     params["vocab_szie"] = 16000
-    p = stage(tmp_path, "configure", params, "--tokenized", "tok", "--out", "configs")
+    p = stage(tmp_path, "configure", params, "--tokenized", "tok", "--out", "configs", "--runs", "runs.yaml")
     assert (p.returncode, p.stderr) == (1, "error: params.yaml: unknown top-level key 'vocab_szie'; allowed: "
                                             "alt_tokenizers, data, model, noise, scales, seed, studies, train, "
                                             f"variants, vocab_size, vocab_sizes ({UNDO})\n")
