@@ -23,7 +23,10 @@ def test_make_runs_pip_python_and_dvc_from_one_environment(tmp_path, active):
     lines = out.split("\n", 1)[1].replace("\\\n", " ")  # a recipe's continued lines joined
     commands = re.findall(r"(?:^|\|\||&&)\s*(\S+)", lines, re.M)
     assert set(commands) == {f"{env}/bin/python", f"{env}/bin/dvc", "test", "echo"}, out
-    assert f"{env}/bin/python -m pip install -e" in out and f"{env}/bin/dvc repro" in out
+    assert f"{env}/bin/python -m pip install -e" in out and f"{env}/bin/python -m mainrun.parallel -j 2" in out
+    one = subprocess.run(["make", "-n", "demo", "J=1"], cwd=tmp_path, env=system_only, capture_output=True, text=True,
+                         check=True).stdout
+    assert f"{env}/bin/dvc repro" in one and "mainrun.parallel" not in one
 
 
 def test_an_environment_left_half_made_is_removed(tmp_path, monkeypatch):
