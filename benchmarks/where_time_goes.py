@@ -35,7 +35,8 @@ def covered(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def train_table(repo: Path) -> float:
+def train_table(repo: Path) -> list:
+    """Prints the per-run table; returns each run's training loop [start, end] (steps and evaluations)."""
     runs = {p.parent.name: json.loads(p.read_text()) for p in sorted(Path(repo, "models").glob("*/run.json"))}
     if not runs:
         raise SystemExit(f"error: no models/*/run.json under {repo}: run the DAG first")
@@ -54,10 +55,10 @@ def train_table(repo: Path) -> float:
     busy = sum(totals.values())
     print(f"{'all runs':<32}" + "".join(f"{totals[c]:>11.2f}" for c in COLUMNS) + f"{busy:>9.2f}")
     print("share: " + ", ".join(f"{c} {totals[c] / busy:.0%}" for c in COLUMNS))
-    return totals["steps"] + totals["first_step"] + totals["evals"] + totals["evaluate"]
+    return [tuple(r["timing"]["loop"]) for r in runs.values() if (r.get("timing") or {}).get("loop")]
 
 
-def wall_split(repo: Path, wall: float | None, training: float) -> None:
+def wall_split(repo: Path, wall: float | None, loops: list) -> None:
     log = Path(repo, ".dvc/tmp/mainrun-stage-times.jsonl")
     if not log.exists():
         print(f"no stage log ({log}): run the DAG with this version to split the wall")
@@ -71,8 +72,9 @@ def wall_split(repo: Path, wall: float | None, training: float) -> None:
     print(f"\nDAG wall {wall:.1f} s: train processes {train:.1f} s ({train / wall:.0%}, {len(spans['train'])} "
           f"processes), other stages {other:.1f} s ({other / wall:.0%}, {len(spans['other'])}), DVC's own time "
           f"{wall - stages:.1f} s ({1 - stages / wall:.0%})")
-    print(f"training steps and evaluations: {training:.1f} s of process time; outside them: "
-          f"{max(0.0, 1 - training / wall):.0%} of the wall (with runs side by side, process time can exceed it)")
+    training = covered(loops)
+    print(f"training loops (steps and evaluations) ran during {training:.1f} s of the wall; outside them: "
+          f"{1 - training / wall:.0%} of the wall")
 
 
 def main():

@@ -104,11 +104,13 @@ def restore(state: dict, model, opt, sched, device) -> Progress:
     return Progress(state["step"], state["ptr"], state["train_s"], state["eval_s"])
 
 
-def timing(startup, setup, first_step, save) -> dict:
+def timing(startup, setup, first_step, loop, save) -> dict:
     """Where this process's wall time went besides the steps and evaluations (seconds; None: not measured, e.g. the
-    first step of a resumed run)."""
-    return {k: None if v is None else round(v, 4)  # a tiny model's first step can take under 5 ms
-            for k, v in {"startup": startup, "setup": setup, "first_step": first_step, "save": save}.items()}
+    first step of a resumed run), and when its training loop ran (loop: [start, end], epoch seconds), so that runs
+    side by side can be told apart from runs one after another (benchmarks/where_time_goes.py)."""
+    times = {k: None if v is None else round(v, 4)  # a tiny model's first step can take under 5 ms
+             for k, v in {"startup": startup, "setup": setup, "first_step": first_step, "save": save}.items()}
+    return {**times, "loop": [round(t, 3) for t in loop]}
 
 
 def curves(live_dir, resume: bool):
@@ -152,7 +154,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
         model.train()
         pending, val, first_step_s = [], None, None  # training losses stay on the device until logged
         setup_s = time.time() - setup_start
-        clock = last_save = time.time()  # clock: start of the training time not yet counted in p.train_s
+        clock = last_save = loop_start = time.time()  # clock: start of the training time not yet counted in p.train_s
         while p.step < max_steps and not stop.requested:
             xb, yb, p.ptr = get_batch(train_ids, p.ptr, T, B)
             loss = train_step(fwd, opt, sched, xb, yb, autocast, tc.grad_clip)
@@ -178,6 +180,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                 last_save = time.time()
             clock = time.time()
         bar.close()
+        loop = (loop_start, time.time())
         if p.step < max_steps:
             raise Interrupted(f"[{cfg.name}] interrupted: " + (f"checkpoint saved at step {p.step}; run dvc repro "
                               "again to resume" if p.step else "before its first step; run dvc repro again"))
@@ -189,7 +192,7 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                    **run_cost(model, cfg.model, B, max_steps),
                    **run_info(device)}
         summary["execution"] = {**summary["execution"], **asdict(execution), "slot": slot.name, "threads": slot.threads}
-        summary = save_outputs(Path(out_dir), model, cfg, summary, (startup_s, setup_s, first_step_s))
+        summary = save_outputs(Path(out_dir), model, cfg, summary, (startup_s, setup_s, first_step_s, loop))
         ckpt.clear()
         return summary
 

@@ -14,8 +14,8 @@ def test_where_time_goes_splits_each_run_and_the_wall(tmp_path):
              "execution": {"slot": "cuda-0", "threads": 4}}))
         (tmp_path / "metrics" / "eval").mkdir(parents=True, exist_ok=True)
         (tmp_path / "metrics" / "eval" / f"{name}.json").write_text(json.dumps({"evaluate_seconds": evaluate_s}))
-    run("a", {"startup": 3.0, "setup": 1.0, "first_step": 20.0, "save": 0.5}, 50.0, 5.0, 2.0)
-    run("b", {"startup": 3.0, "setup": 1.0, "first_step": None, "save": 0.5}, 10.0, 1.0, 1.0)  # a resumed run
+    run("a", {"startup": 3.0, "setup": 1.0, "first_step": 20.0, "save": 0.5, "loop": [14, 69]}, 50.0, 5.0, 2.0)
+    run("b", {"startup": 3.0, "setup": 1.0, "first_step": None, "save": 0.5, "loop": [44, 55]}, 10.0, 1.0, 1.0)
     (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
     spans = [("check", 0, 2), ("configure", 5, 6), ("train", 10, 70), ("train", 40, 90), ("report", 95, 98)]
     (tmp_path / ".dvc" / "tmp" / "mainrun-stage-times.jsonl").write_text("".join(
@@ -29,7 +29,8 @@ def test_where_time_goes_splits_each_run_and_the_wall(tmp_path):
     # train processes cover 10-90 (80 s, side by side counted once), the others 6 s, DVC the other 14 s of 100
     assert "DAG wall 100.0 s: train processes 80.0 s (80%, 2 processes), other stages 6.0 s (6%, 3), DVC's own " \
            "time 14.0 s (14%)" in out
-    assert "training steps and evaluations: 69.0 s of process time; outside them: 31% of the wall" in out
+    # b's loop lies inside a's: the wall had a run training during 55 s of its 100
+    assert "training loops (steps and evaluations) ran during 55.0 s of the wall; outside them: 45% of the wall" in out
 
 
 def test_where_time_goes_needs_a_finished_dag(tmp_path):
