@@ -44,6 +44,7 @@ def test_baseline_flops_by_hand():
 def test_parameters_without_embeddings():
     cfg = GPTConfig(vocab_size=500, block_size=32, n_layer=2, n_head=4, d_model=64)
     total, rest = param_counts(GPT(cfg))
+    assert total == GPT(cfg).num_params()  # the model's own count
     assert total - rest == 500 * 64 + 32 * 64  # token (tied to the head) and position embeddings
     total, rest = param_counts(GPT(replace(cfg, pos="rope")))
     assert total - rest == 500 * 64

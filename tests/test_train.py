@@ -53,6 +53,10 @@ def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
     assert t["startup"] > 0 and t["setup"] >= 0 and t["save"] >= 0
     assert 0 < t["first_step"] <= s["train_seconds"]
     assert json.loads((tmp_path / "out" / "run.json").read_text())["timing"] == t
+    assert t["loop"][0] < t["loop"][1]  # when its training loop ran
+    execution = json.loads((tmp_path / "out" / "run.json").read_text())["execution"]
+    assert {"node", "host", "device", "slot", "threads", "checkpoint_every_s"} <= set(execution)  # none overwritten
+    assert (execution["slot"], execution["device"]) == ("unslotted", "cpu") and execution["threads"] >= 1
 
 
 def test_same_seed_same_val_loss_to_the_last_digit(tiny_run, tmp_path):
