@@ -9,7 +9,7 @@ on, every part run is trained at every size as well (`small-r4_2_rope-alone-pos`
 """
 from dataclasses import dataclass
 
-from .config import variant_parents
+from .config import ConfigError, is_enabled, variant_parents
 
 MODES = ("alone", "drop")
 
@@ -74,7 +74,7 @@ class PartRun:
 def attribution_runs(params: dict, runs: dict[str, dict]) -> dict[str, PartRun]:
     """Every part run, switched on or off; runs: each default run's flat settings (configure.run_settings)."""
     parents, found = variant_parents(params), {}
-    known = {name: _identity(s) for name, s in runs.items()}
+    known = {name: _identity(s) for name, s in runs.items() if is_enabled(s, params)}  # the runs that train
     for step, parts in split_steps(params).items():
         parent, whole = runs[parents[step]], runs[step]
         for mode in MODES:
@@ -83,6 +83,9 @@ def attribution_runs(params: dict, runs: dict[str, dict]) -> dict[str, PartRun]:
                 settings = {**base, **{k: source[k] for k in keys}, "study": "attribution"}
                 same = next((n for n, ident in known.items() if ident == _identity(settings)), None)
                 name = part_run_name(step, mode, part)
+                if name in runs:
+                    raise ConfigError(f"variant name {name!r} is also the name of the attribution study's run of "
+                                      f"{step!r} {mode} {part!r}; rename the variant")
                 found[name] = PartRun(settings, step, part, mode, parents[step], same)
                 if same is None:
                     known[name] = _identity(settings)

@@ -4,6 +4,7 @@ A run is a variant, a variant at an extra seed from `noise`, or one of those at 
 Its file holds the resolved model and training settings and the fingerprint of the tokenized data it reads: a file
 that did not change means nothing to redo.
 """
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -133,7 +134,7 @@ def read_run_list(path=RUN_LIST) -> list[str]:
 def write_run_list(runs: list[str], path=RUN_LIST) -> None:
     Path(path).write_text("# Written by the configure stage from params.yaml: the runs dvc.yaml makes a train stage for.\n"
                           "# Do not edit; a run a switch adds trains in the same `dvc repro` (stage new_runs).\n"
-                          f"runs: [{', '.join(runs)}]\n")
+                          f"runs: [{', '.join(json.dumps(r) for r in runs)}]\n")  # quoted: a run named `null` stays text
 
 
 def configure(params: dict, tokenized_root, out_dir, run_list, cuda: bool | None = None) -> list[str]:
@@ -147,27 +148,13 @@ def configure(params: dict, tokenized_root, out_dir, run_list, cuda: bool | None
     for name, settings in on.items():
         cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
         write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
-    for name in before:  # this `dvc repro` still has their stages: a config that did not change keeps them no-ops
+    for name in before:  # this `dvc repro` still has their stages: each writes a marker (the run-cache keeps the run)
         if name not in on:
-            write_json(out / f"{name}.json", _leftover(name, params, tokenized_root, cuda))
+            write_json(out / f"{name}.json", {"name": name, "enabled": False})
     write_json(out / "runs.json", {"runs": run_index(params)})
     write_json(out / "new_runs.json", {"runs": [n for n in on if n not in before]})
     write_run_list(list(on), run_list)
     return list(on)
-
-
-def _leftover(name: str, params: dict, tokenized_root, cuda: bool) -> dict:
-    """The config of a run that no longer trains but whose stage this `dvc repro` still has: the run as it was, when
-    a switch turned it off, else a marker its stage writes as its outputs (a run taken out of params.yaml)."""
-    runs = run_settings(params)
-    scaled = scale_runs(params, runs, attribution_runs(params, runs))
-    settings = runs.get(name) or getattr(attribution_runs(params, runs).get(name), "settings", None) or \
-        getattr(scaled.get(name), "settings", None)
-    try:
-        cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
-        return {**cfg.to_dict(), "enabled": True, "study": settings["study"]}
-    except (ConfigError, AttributeError, KeyError, TypeError):
-        return {"name": name, "enabled": False}
 
 
 def run_index(params: dict) -> list[dict]:

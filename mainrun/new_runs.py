@@ -9,7 +9,7 @@ stages are in the DAG like any other, and this stage does not run.
 import subprocess
 import sys
 
-from .config import MainrunError
+from .config import Interrupted, MainrunError
 from .runlog import read_json, write_json
 
 
@@ -17,7 +17,14 @@ def train_new_runs(new_runs_file, out_file) -> list[str]:
     runs = read_json(new_runs_file)["runs"]
     if runs:
         print(f"{len(runs)} runs added by this change of params.yaml: dvc repro -s train@RUN for each", flush=True)
-        p = subprocess.run([sys.executable, "-m", "dvc", "repro", "-s", *[f"train@{r}" for r in runs]])
+        p = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-s", *[f"train@{r}" for r in runs]])
+        try:
+            p.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the nested dvc and its run too: wait for the run's checkpoint
+            p.wait()
+            raise Interrupted("interrupted while training the new runs; run dvc repro again to resume") from None
+        if p.returncode in (130, -2):
+            raise Interrupted("interrupted while training the new runs; run dvc repro again to resume")
         if p.returncode:
             raise MainrunError(f"a new run failed (its output is above); fix it and run dvc repro again: the runs "
                                "that finished are cached")

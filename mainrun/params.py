@@ -132,6 +132,10 @@ def _check_groups(groups: dict) -> None:
             raise ConfigError(f"attribution.groups: the group name {name!r} may hold only letters, digits and '_' (it "
                               f"names runs, <step>-alone-<part>); rename it, e.g. {_suggest(name).replace('-', '_')!r}")
         check_value(f"attribution.groups.{name}", list, keys)
+        _list_of(f"attribution.groups.{name}", str, keys)
+        if name in DELTA_KEYS and name not in keys:
+            raise ConfigError(f"attribution.groups: the group {name!r} is named after a key it does not hold; name it "
+                              f"after one of its keys ({', '.join(map(str, keys))}) or another word")
         for key in keys:
             if key not in DELTA_KEYS:
                 raise ConfigError(f"attribution.groups.{name}: {key!r} is not a key a variant sets; choose from "

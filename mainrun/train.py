@@ -126,10 +126,12 @@ def curves(live_dir, resume: bool):
 
 
 def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = ExecConfig(),
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, clear_checkpoint: bool = True) -> dict:
     """Train one variant; write model.safetensors, config.json and run.json to out_dir, curves to live_dir.
     SIGINT or SIGTERM stops it after the step in progress: it saves a checkpoint and raises Interrupted.
-    progress: the tqdm bar (None: only on a terminal)."""
+    progress: the tqdm bar (None: only on a terminal). clear_checkpoint=False keeps the last checkpoint for the
+    caller to clear once it is done with the run (the train stage evaluates it first: a stop there loses only the
+    steps after that checkpoint)."""
     startup_s, setup_start = seconds_since_process_start(), time.time()
     with StopFlag() as stop:
         device, tc, autocast, slot = setup(cfg.train)
@@ -193,7 +195,8 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                    **run_info(device)}
         summary["execution"] = {**summary["execution"], **asdict(execution), "slot": slot.name, "threads": slot.threads}
         summary = save_outputs(Path(out_dir), model, cfg, summary, (startup_s, setup_s, first_step_s, loop))
-        ckpt.clear()
+        if clear_checkpoint:
+            ckpt.clear()
         return summary
 
 

@@ -27,16 +27,18 @@ def main():
         print(f"{spec['name']}: no longer a run of params.yaml: nothing to train")
         return
     sys.modules.setdefault("pandas", None)  # dvclive imports pandas when it can, for tables never logged here: 1 s
-    from mainrun.evaluate import evaluate_run  # torch loads only for runs that train
+    from mainrun.checkpoint import Checkpoint  # torch loads only for runs that train
+    from mainrun.evaluate import evaluate_run
     from mainrun.train import train
 
     # how it runs (checkpoint interval, logging) is read at run time, not a dependency: changing it re-trains nothing
     execution = exec_config(read_yaml(args.params).get("train") or {})
     cfg = RunConfig.from_dict(spec)
-    s = train(cfg, args.out, args.live, args.ckpt, execution)
+    s = train(cfg, args.out, args.live, args.ckpt, execution, clear_checkpoint=False)
     t0 = time.time()
     metrics = evaluate_run(cfg, args.out)
     write_json(args.metrics, {**metrics, "evaluate_seconds": round(time.time() - t0, 3)})
+    Checkpoint(args.ckpt, args.live, cfg.digest(), cfg.name).clear()  # evaluated: the run is done
     print(f"{s['name']}: val_loss {metrics['val_loss']:.4f} (legacy), {metrics['val_loss_per_token']:.4f} nats/token, "
           f"{metrics['val_bpb']:.4f} bits/byte after {s['steps']} steps, {s['tokens_per_second']:.0f} tokens/s on "
           f"{s['device']}")

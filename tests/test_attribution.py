@@ -3,7 +3,7 @@ number."""
 import json
 
 from mainrun.attribution import attribution_runs, parts_of, split_steps
-from mainrun.configure import configure, run_settings, runs_on
+from mainrun.configure import configure, read_run_list, run_settings, runs_on
 from mainrun.report.analyse import Noise
 from mainrun.report.attribution import carriers, defects, steps_at
 from mainrun.report.load import Run
@@ -104,3 +104,29 @@ def test_renaming_a_variant_changes_no_number():
         numbers.append([(p.alone.delta, p.alone.judgement, p.dropped.delta, p.dropped.judgement) for p in step.parts]
                        + [step.interaction, step.adds_up])
     assert numbers[0] == numbers[1]
+
+
+def test_bad_groups_name_the_fix(params):
+    import pytest
+    from mainrun.config import ConfigError
+    from mainrun.params import check_params
+    params["attribution"]["groups"] = {"lr": ["optimizer", "weight_decay"]}  # named after a key it does not hold
+    with pytest.raises(ConfigError, match="the group 'lr' is named after a key it does not hold"):
+        check_params(params)
+    params["attribution"]["groups"] = {"opt": ["optimizer"], "also": ["optimizer"]}
+    with pytest.raises(ConfigError, match="'optimizer' is in both 'opt' and 'also'"):
+        check_params(params)
+    params["attribution"]["groups"] = {"opt": [["lr"]]}
+    with pytest.raises(ConfigError, match=r"attribution.groups.opt\[0\] must be of type str"):
+        check_params(params)
+
+
+def test_a_run_switched_off_keeps_its_stage_once_as_a_marker(params, tmp_path):
+    tok = fake_tokenized(tmp_path / "tok")
+    params["studies"]["attribution"] = True
+    configure(params, tok, tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
+    params["studies"]["attribution"] = False
+    configure(params, tok, tmp_path / "cfg2", tmp_path / "runs.yaml", cuda=False)
+    assert json.loads((tmp_path / "cfg2" / "r4_2_rope-alone-pos.json").read_text()) == {
+        "name": "r4_2_rope-alone-pos", "enabled": False}  # not re-trained at whatever else changed
+    assert "r4_2_rope-alone-pos" not in read_run_list(tmp_path / "runs.yaml")

@@ -97,3 +97,12 @@ def test_tokenize_outputs_are_the_folders_configure_reads():
     stage = stage_body(DVC["stages"]["tokenize_alt"])  # one stage for every opt-in tokenizer: alt/<kind>
     folder = str(tokenized_dir("data/tokenized", "unigram", "${vocab_size}").parent)
     assert stage["outs"][0] == folder and f"--out {folder} " in stage["cmd"] and "vocab_size" not in folder
+
+
+def test_the_committed_run_list_is_the_committed_params_runs():
+    """dvc.yaml makes its train stages from runs.yaml: in git, it lists the runs of the committed params, so a fresh
+    clone's first `dvc repro` has every stage it needs (configure rewrites it after any change)."""
+    from conftest import committed, committed_params
+    from mainrun.configure import runs_on
+
+    assert yaml.safe_load(committed("runs.yaml"))["runs"] == list(runs_on(committed_params()))

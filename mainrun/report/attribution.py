@@ -68,16 +68,18 @@ def steps_at(size: str, pool: dict[str, Run], rows: list[dict], noise: dict) -> 
             continue
         whole = compare(pool[parent], pool[step], noise)
         parts = []
-        for r in (m for m in members if m["mode"] == "alone"):
+        alone_rows = [m for m in members if m["mode"] == "alone"]
+        for r in alone_rows:
             alone_run = pool.get(r["same_as"] or r["name"])
             drop = next((m for m in members if m["mode"] == "drop" and m["part"] == r["part"]), None)
             drop_run = drop and pool.get(drop["same_as"] or drop["name"])
             if alone_run is None:
-                continue
-            alone = compare(pool[parent], alone_run, noise)
-            dropped = compare(drop_run, pool[step], noise) if drop_run else None
+                break
+            alone = on_metric(compare(pool[parent], alone_run, noise), pool[parent], alone_run, whole.metric, noise)
+            dropped = drop_run and on_metric(compare(drop_run, pool[step], noise), drop_run, pool[step], whole.metric,
+                                             noise)
             parts.append(Part(r["part"], alone, dropped, bool(alone.keys) and set(alone.keys) <= SAME_FUNCTION_KEYS))
-        if not parts:
+        if len(parts) < len(alone_rows) or not parts:  # a part's run has not finished: no sum over fewer parts
             continue
         k, sigma = len(parts), noise[whole.metric].sigma if noise[whole.metric] else None
         interaction = whole.delta - sum(p.alone.delta for p in parts)
@@ -87,6 +89,17 @@ def steps_at(size: str, pool: dict[str, Run], rows: list[dict], noise: dict) -> 
 
 
 SIGNIFICANT = ("better", "worse")
+
+
+def on_metric(c: Comparison, ref: Run, run: Run, metric: str, noise: dict) -> Comparison:
+    """c judged on the whole step's metric: a part that alone changes no counting key would otherwise be judged on
+    the legacy figure beside a step judged on val_bpb, and the interaction would add the two."""
+    if c.metric == metric or c.same:
+        return c
+    other = "val_loss" if metric == "val_bpb" else "val_bpb"
+    delta, threshold = run.metrics[metric] - ref.metrics[metric], noise[metric].threshold if noise[metric] else None
+    return replace(c, metric=metric, delta=delta, other=other, other_delta=run.metrics[other] - ref.metrics[other],
+                   threshold=threshold, judgement=judge(delta, threshold))
 
 
 def carriers(s: Step) -> str:
@@ -119,10 +132,6 @@ def defects(s: Step) -> list[str]:
                 out.append(f"{p.name} only changes how the same function is computed, and comes out inside noise, "
                            "as it must.")
     return out
-
-
-def with_names(c: Comparison | None, ref: str, run: str) -> Comparison | None:
-    return c and replace(c, ref=ref, run=run)
 
 
 def pools(index: list[dict], runs: dict, noise: dict, sizes: list, configs_dir, metrics_dir, live_dir) -> list:
