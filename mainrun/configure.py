@@ -4,8 +4,10 @@ A run is a variant, a variant at an extra seed from `noise`, or one of those at 
 Its file holds the resolved model and training settings and the fingerprint of the tokenized data it reads: a file
 that did not change means nothing to redo.
 """
+import ctypes
 import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,8 +104,22 @@ AUTO_DEVICE = "MAINRUN_AUTO_DEVICE"  # cuda|cpu: what `device: auto` means here;
 def cuda_visible() -> bool:
     if os.environ.get(AUTO_DEVICE):
         return os.environ[AUTO_DEVICE] == "cuda"
+    if sys.platform == "linux" and not gpu_driver():
+        return False  # what torch would say, without the 2 s of importing it at every change of params.yaml
     import torch
     return torch.cuda.is_available()
+
+
+def gpu_driver() -> bool:
+    """Whether this Linux machine has a CUDA (libcuda, from the NVIDIA driver) or ROCm (/dev/kfd) driver: without
+    one, no torch build sees a GPU."""
+    if os.path.exists("/dev/kfd"):
+        return True
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
 
 
 RUN_LIST = "runs.yaml"  # dvc.yaml's `vars`: the runs it makes a train stage for (configure writes it)

@@ -36,8 +36,9 @@ def holder() -> str:
 
 
 def held(kind: str) -> "Slot | None":
-    """The slot this process already holds on `kind`, if any: a run's evaluation takes its training's."""
-    return _mine.get(kind)
+    """The slot this process already holds on `kind`, if any: a run's evaluation takes its training's.
+    None while slots are off (MAINRUN_RUNS_PER_DEVICE unset): then every run has the whole machine."""
+    return _mine.get(kind) if int(os.environ.get(RUNS_PER_DEVICE, "0") or 0) >= 1 else None
 
 
 def claim(kind: str, n_devices: int, poll_s: float = 0.5) -> Slot:

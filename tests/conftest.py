@@ -58,6 +58,20 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.fixture(autouse=True)
+def slots_released():
+    """A slot a test takes in this worker process ends with the test: a later test's in-process run would else take
+    it (and its thread count) while the stage it compares with runs unslotted."""
+    from mainrun import slots
+
+    held = len(slots._held)
+    yield
+    for f in slots._held[held:]:
+        f.close()
+    del slots._held[held:]
+    slots._mine.clear()
+
+
 @pytest.fixture
 def params() -> dict:
     """The committed params.yaml (never the workspace's), a fresh copy per test."""

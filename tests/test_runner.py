@@ -260,6 +260,18 @@ def test_the_ray_drivers_device_choice_stays_out_of_params_yaml(tmp_path, monkey
     assert not configure.cuda_visible()
 
 
+def test_configure_says_what_torch_says_of_cuda_and_imports_torch_only_where_a_gpu_driver_is():
+    asked = ("import sys, json; from mainrun import configure; seen = configure.cuda_visible(); "
+             "print(json.dumps([seen, configure.gpu_driver(), 'torch' in sys.modules]))")
+    env = {k: v for k, v in os.environ.items() if k != "MAINRUN_AUTO_DEVICE"}
+    out = subprocess.run([sys.executable, "-c", asked], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    seen, driver, imported = json.loads(out.stdout)
+    torch_says = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    assert seen == (torch_says == "True")
+    assert imported == driver or sys.platform != "linux"
+
+
 def test_a_retried_runs_line_says_so():
     from mainrun.runner.cluster import line
     r = {"train": "train@a", "rc": 0, "ran": True, "node": "bbbbbbbbbbbb", "times": {"run": 30.0}, "error": ""}

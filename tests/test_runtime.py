@@ -159,8 +159,6 @@ def test_slots_fill_every_gpu_and_a_dead_run_frees_its_slot(tmp_path, monkeypatc
         holder.kill()  # a crash: the kernel drops its lock
         holder.wait()
     assert slots.claim("cuda", 2, poll_s=0.01).name == "cuda-0"
-    for f in slots._held[-4:]:
-        f.close()
 
 
 def test_cpu_slots_split_the_cores(monkeypatch, tmp_path):
@@ -168,7 +166,9 @@ def test_cpu_slots_split_the_cores(monkeypatch, tmp_path):
     monkeypatch.setenv(slots.SLOT_DIR, str(tmp_path))
     monkeypatch.setenv(slots.RUNS_PER_DEVICE, "4")
     assert slots.claim("cpu", 1).threads == 2
+    assert slots.held("cpu").name == "cpu-0"  # the run's evaluation takes its training's slot
     monkeypatch.delenv(slots.RUNS_PER_DEVICE)
+    assert slots.held("cpu") is None  # slots off: a later run in this process has the whole machine, not that slot
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert slots.claim("cpu", 1) == slots.Slot(0, 8, "unslotted")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own limit holds
