@@ -3,8 +3,8 @@
     python -m mainrun.parallel -j N [-S key=value ...]
     python -m mainrun.parallel --ray ADDRESS [-j N] [-S key=value ...]   (over a Ray cluster: docs/cluster.md)
 
-1. `dvc repro configure`: download, the tokenizers and the run configs, one after the other;
-2. every train stage that `dvc status` says is stale, with its evaluate stage, N at a time, each as
+1. `dvc repro configure code`: download, the tokenizers, the run configs and the train code's digests;
+2. every train stage that `dvc status` says is stale (each evaluates its run too), N at a time, each as
    `dvc repro -s`; each run takes a device slot (mainrun/slots.py): N spread over the visible GPUs, or the CPU's
    cores split N ways; if params.yaml or the code changed meanwhile, 1 and 2 again for what is stale now;
 3. a plain `dvc repro`: the report, and anything still stale.

@@ -1,52 +1,17 @@
 """dvc.yaml against the code and params it describes: stage deps from the imports, plots from published.yaml."""
-import ast
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import ROOT
+from mainrun.code import project_files
 from mainrun.config import resolve_variants
 from mainrun.report.load import load_published
 from test_report_settings import setting
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PLOTS = {k: v for plot in DVC["plots"] for k, v in plot.items()}
-
-
-def module_file(module: str) -> Path | None:
-    path = ROOT.joinpath(*module.split("."))
-    return next((p for p in (path.with_suffix(".py"), path / "__init__.py") if p.is_file()), None)
-
-
-def imports(path: Path, module: str) -> set[str]:
-    """Every module named by an import in the file, function-level ones too, relative ones made absolute."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{parent}.{node.module}" if node.module else parent
-            found |= {base} | {f"{base}.{a.name}" for a in node.names}  # `from . import x` may name a module
-    return found
-
-
-def project_files(module: str) -> set[str]:
-    """The project's files that running the module imports, transitively, packages' __init__ included."""
-    files, todo = {}, [module]
-    while todo:
-        parts = todo.pop().split(".")
-        for name in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
-            path = module_file(name)
-            if path and name not in files:
-                files[name] = path
-                todo += imports(path, name)
-    return {str(p.relative_to(ROOT)) for p in files.values() if p.read_text().strip()}
 
 
 def stage_body(stage: dict) -> dict:
@@ -58,9 +23,29 @@ def test_stage_deps_list_every_module_its_command_imports(name):
     stage = stage_body(DVC["stages"][name])
     module = re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1)
     deps = [d for d in stage["deps"] if "$" not in d]
+    if module == "stages.train":  # on the digests of exactly the files its command imports (stage code)
+        assert deps == ["data/code/train.json"]
+        assert re.search(r"--module ([\w.]+)", stage_body(DVC["stages"]["code"])["cmd"]).group(1) == module
+        return
     missing = [f for f in sorted(project_files(module)) if not any(f == d or f.startswith(d.rstrip("/") + "/")
                                                                     for d in deps)]
     assert not missing, f"stage {name}: add to its deps: {', '.join(missing)}"
+
+
+def test_the_code_digests_change_with_an_imported_file_only(tmp_path):
+    from mainrun.code import digests
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "stage.py").write_text("from . import model\nimport os\n\ndef f():\n    from pkg.deep import x\n")
+    for name in ("model", "deep", "other"):
+        (tmp_path / "pkg" / f"{name}.py").write_text(f"x = '{name}'\n")
+    before = digests("pkg.stage", tmp_path)
+    assert list(before) == ["pkg/deep.py", "pkg/model.py", "pkg/stage.py"]  # a function-level import too
+    (tmp_path / "pkg" / "other.py").write_text("x = 'edited'\n")
+    assert digests("pkg.stage", tmp_path) == before
+    (tmp_path / "pkg" / "deep.py").write_text("x = 'edited'\n")
+    after = digests("pkg.stage", tmp_path)
+    assert after["pkg/deep.py"] != before["pkg/deep.py"] and after["pkg/model.py"] == before["pkg/model.py"]
 
 
 def test_every_default_variant_is_in_a_chart_that_names_its_runs(params):

@@ -42,7 +42,7 @@ def outputs(repo) -> dict:
 
 def test_two_at_once_equals_sequential_and_a_killed_run_resumes(tmp_path, monkeypatch):
     seq = tiny_repo(tmp_path / "seq")
-    sh(seq, "dvc", "repro", "configure")  # the shared upstream (data, tokenizer, configs), made once
+    sh(seq, "dvc", "repro", "configure", "code")  # the shared upstream (data, tokenizer, configs), made once
     par = shutil.copytree(seq, tmp_path / "par", symlinks=True)
     # the sequential runs with the same threads per run as two-at-once on this machine: on the CPU the thread count
     # changes the last digits (it splits the reductions), so equal results need equal threads

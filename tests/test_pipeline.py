@@ -59,7 +59,7 @@ def test_full_repro_trains_every_default_run_then_nothing(repo):
     out = sh(repo, "dvc", "repro")
     assert {f"train@{n}" for n in DEFAULT} | {"configure", "report"} <= ran(out)
     stages = sh(repo, "dvc", "stage", "list", "--name-only").split()  # a switched-off study has no stage at all
-    assert not [s for s in stages if any(n in s for n in STUDIES)] and len(stages) == 9 + len(DEFAULT)  # 9: check ... report
+    assert not [s for s in stages if any(n in s for n in STUDIES)] and len(stages) == 10 + len(DEFAULT)  # 10: check ... report
     for n in DEFAULT:
         m = json.loads((repo / "metrics" / "eval" / f"{n}.json").read_text())
         assert {"val_loss", "val_loss_per_token", "val_bpb", "val_tokens_counted_frac", "params", "train_seconds",
@@ -81,6 +81,21 @@ def test_full_repro_trains_every_default_run_then_nothing(repo):
     assert set(every["reports/summary.json"]["data"]["val_bpb"]) == set(DEFAULT)  # every run, on asking
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "tiny run")
+
+
+def test_an_edit_retrains_the_runs_whose_code_it_changes_and_nothing_else(repo):
+    """Every train stage depends on the digests of the modules it imports (stage code), not on each module."""
+    def edit(path):
+        with open(repo / path, "a") as f:
+            f.write("\n# an edit\n")
+    edit("mainrun/bootstrap.py")  # no stage's command imports it
+    assert ran(sh(repo, "dvc", "repro")) == {"code"}  # the same digests: nothing downstream re-runs
+    edit("mainrun/model.py")
+    assert ran(sh(repo, "dvc", "repro", "code")) == {"code"}
+    assert {f"train@{n}" for n in DEFAULT} <= set(dvc_json(repo, "status"))  # every run would re-train
+    sh(repo, "git", "checkout", "mainrun/model.py", "mainrun/bootstrap.py")
+    sh(repo, "dvc", "repro", "code")
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")  # as before: nothing to re-train
 
 
 def test_report_alone_regenerates_after_deleting_reports(repo):

@@ -194,20 +194,20 @@ print(json.dumps(run_task(*json.loads(sys.argv[1]))), flush=True)
 def test_a_task_ends_its_trainer_when_killed_and_names_a_failed_push(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     repo = shared_repo(tmp_path)
-    sh(repo, "dvc", "repro", "configure")  # what the driver does before it submits
-    sh(repo, "dvc", "push", "--run-cache", "--with-deps", "configure")
+    sh(repo, "dvc", "repro", "configure", "code")  # what the driver does before it submits
+    sh(repo, "dvc", "push", "--run-cache", "--with-deps", "configure", "code")
     origin, commit = str(tmp_path / "origin.git"), sh(repo, "git", "rev-parse", "HEAD").strip()
     node = tmp_path / "node"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MAINRUN_RAY_WORKDIR": str(node), "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1"}
 
-    def task(overrides, train, evaluate):
-        args = json.dumps([origin, commit, overrides, train, evaluate, "shared", "", None, "node-a"])
+    def task(overrides, train):
+        args = json.dumps([origin, commit, overrides, train, "shared", "", None, "node-a"])
         return subprocess.Popen([sys.executable, "-c", TASK, args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                 text=True, start_new_session=True)
 
     # killed mid-run (as Ray kills a worker: SIGKILL, and its children): nothing of the run is left training
-    p = task([f"train.epochs={NEVER_ENDS}"], "train@baseline", None)
+    p = task([f"train.epochs={NEVER_ENDS}"], "train@baseline")
     until(lambda: training(node) or p.poll() is not None, "the task's trainer starts")
     assert p.poll() is None, p.communicate()[0]
     [trainer] = training(node)
@@ -220,7 +220,7 @@ def test_a_task_ends_its_trainer_when_killed_and_names_a_failed_push(tmp_path, m
     # a push that fails names its cause in one line; the next task on the node removes the killed one's clone
     shutil.rmtree(tmp_path / "dvc-remote" / "files")
     (tmp_path / "dvc-remote" / "files").write_text("not a directory")
-    out = task(["data.num_titles=590"], "configure", None).communicate()[0]
+    out = task(["data.num_titles=590"], "configure").communicate()[0]
     r = json.loads(out.strip().splitlines()[-1])
     assert r["rc"] == 1 and r["error"] == "push to the DVC remote 'shared' failed: Not a directory", r
     assert [name for name, _ in r["cleared"]] == [killed] and not (node / "mainrun-ray" / killed).exists()

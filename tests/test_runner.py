@@ -135,13 +135,13 @@ def test_restored_runs_say_so_and_switched_off_runs_are_not_counted(tmp_path, mo
     (tmp_path / "configs/r1_adamw-seed7.json").write_text(json.dumps({"name": "r1_adamw-seed7", "enabled": True}))
     said = {"train@a": "Running stage 'train@a':\n", "train@b": "Stage 'train@b' is cached - skipping run\n"}
 
-    def fake_dvc(*args, log=None, name=None):
+    def fake_dvc(*args, log=None):
         with open(log, "a") as f:
             f.write(said.get(args[-1], ""))
         return subprocess.CompletedProcess(args, 0)
     monkeypatch.setattr(local, "dvc", fake_dvc)
-    for pair in [("train@a", "evaluate@a"), ("train@b", "evaluate@b"), ("train@fail_unigram", None)]:
-        local.run_one(pair)
+    for train in ["train@a", "train@b", "train@fail_unigram"]:
+        local.run_one(train)
     out = capsys.readouterr().out
     assert "done: train@a" in out and "restored: train@b" in out and "fail_unigram" not in out
     assert not local.enabled("train@fail_unigram") and local.enabled("train_seed@r1_adamw-7")
@@ -150,16 +150,16 @@ def test_restored_runs_say_so_and_switched_off_runs_are_not_counted(tmp_path, mo
 def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(local, "LOG_DIR", tmp_path / "logs")
-    rounds = [[("train@a", "evaluate@a"), ("train@b", "evaluate@b")], [("train@b", "evaluate@b")], []]
+    rounds = [["train@a", "train@b"], ["train@b"], []]
     monkeypatch.setattr(local, "stale_runs", lambda: rounds.pop(0))
     monkeypatch.setattr(local, "upstream", lambda: None)
     monkeypatch.setattr(local, "devices", lambda: 1)
     monkeypatch.setenv(slots.RUNS_PER_DEVICE, "1")  # main() sets it: recorded here so it does not outlive this test, or
     # every later in-process train() on this worker claims a slot it never frees, until one waits forever
     ran = []
-    monkeypatch.setattr(local, "run_one", lambda pair: ran.append(pair[0]) or (pair[0], 0, 0.0, tmp_path))
+    monkeypatch.setattr(local, "run_one", lambda train: ran.append(train) or (train, 0, 0.0, tmp_path))
 
-    def fake_dvc(*args, log=None, name=None):
+    def fake_dvc(*args, log=None):
         Path(log).write_text("")
         return subprocess.CompletedProcess(args, 0)
     monkeypatch.setattr(local, "dvc", fake_dvc)

@@ -11,7 +11,7 @@ from mainrun.configure import runs_on, write_run_list
 TINY = {"data.source": "synthetic", "data.num_titles": 600, "vocab_sizes": [200, 300, 400], "vocab_size": 400,
         "model.n_layer": 1, "model.n_head": 2, "model.d_model": 16,
         "train.epochs": 1, "train.batch_size": 8, "train.evals_per_epoch": 2, "noise.seeds": [],
-        "scales.sizes": {}}  # no scale study stages: tests/test_scale_pipeline.py adds its sizes
+        "scales.sizes": {}}  # no scale study stages: tests/test_studies_pipeline.py adds its sizes
 
 
 def sh(repo, *cmd, check=True):

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import guard as guard_module, repo, task as task_module
-from .repo import LOG_DIR, apply_overrides, dvc, enabled, stale_runs, upstream
+from .repo import LOG_DIR, UPSTREAM, apply_overrides, dvc, enabled, stale_runs, upstream
 from .task import AUTO_DEVICE, Attempts, run_task
 
 RECANCEL_S = 5  # Ctrl-C: the cancel is sent again this often until each run has stopped
@@ -225,7 +225,7 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     Path("params.yaml").write_text(params_with(overrides))
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     chosen = f"; train.device auto means {device} here (the cluster's), not written to params.yaml" if device else ""
-    print(f"1/3 upstream stages: dvc repro configure, then dvc push (commit {commit[:10]}"
+    print(f"1/3 upstream stages: dvc repro {' '.join(UPSTREAM)}, then dvc push (commit {commit[:10]}"
           f"{', ' + ' '.join(overrides) if overrides else ''}{chosen})", flush=True)
     if not verifies(remote):
         print(f"note: the DVC remote '{remote}' does not verify downloads, so this machine would take a damaged "
@@ -233,11 +233,11 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
               flush=True)
     upstream()
     t = time.time()
-    pushed = dvc("push", "--run-cache", "--with-deps", "configure")
+    pushed = dvc("push", "--run-cache", "--with-deps", *UPSTREAM)
     if pushed.returncode:
         raise Fault(f"push to the DVC remote '{remote}' failed: {task_module.cause(pushed.stderr + pushed.stdout)}")
     costs["driver push"] = time.time() - t
-    runs = [pair for pair in stale_runs() if enabled(pair[0])]  # switched-off studies: the final repro marks them
+    runs = [train for train in stale_runs() if enabled(train)]  # switched-off studies: the final repro marks them
     gpus = ray.cluster_resources().get("GPU", 0)
     cpus = [n["Resources"].get("CPU", 1) for n in ray.nodes() if n["Alive"]] or [1]
     resources = {"num_gpus": 1 / per_device, "num_cpus": 1} if gpus else {"num_cpus": max(1, min(cpus) // per_device)}
@@ -247,8 +247,7 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
         ray.cloudpickle.register_pickle_by_value(module)
     task = ray.remote(max_retries=2, **resources)(run_task)
     attempts = ray.remote(num_cpus=0)(Attempts).remote()
-    pending = {task.remote(origin, commit, overrides, *pair, remote, device or "", attempts): pair[0]
-               for pair in runs}
+    pending = {task.remote(origin, commit, overrides, train, remote, device or "", attempts): train for train in runs}
     t = time.time()
     results, seen = collect(ray, pending, attempts)
     costs["tasks"] = time.time() - t

@@ -10,20 +10,17 @@ from pathlib import Path
 
 from ..slots import RUNS_PER_DEVICE
 from . import repo
-from .repo import LOG_DIR, dvc, enabled, stale_runs, upstream
+from .repo import LOG_DIR, UPSTREAM, dvc, enabled, stale_runs, upstream
 
 _stopping = threading.Event()
 
 
-def run_one(pair) -> tuple[str, int, float, Path]:
-    train, evaluate = pair
+def run_one(train: str) -> tuple[str, int, float, Path]:
     if _stopping.is_set():
         return train, 130, 0.0, LOG_DIR
     log, t0 = LOG_DIR / f"{train.replace('@', '-')}.log", time.time()
     log.unlink(missing_ok=True)
     rc = dvc("repro", "-s", train, log=log).returncode
-    if rc == 0 and evaluate:
-        rc = dvc("repro", "-s", evaluate, log=log, name=train).returncode
     if enabled(train):  # a switched-off study's runs only write their markers: not worth a line
         ran = f"Running stage '{train}'" in log.read_text()
         print(f"  {('done' if ran else 'restored') if rc == 0 else 'FAILED'}: {train} ({time.time() - t0:.0f} s)",
@@ -52,11 +49,11 @@ def main(jobs: int, overrides: list[str]) -> int:
     signal.signal(signal.SIGINT, stop_children)
     t0 = time.time()
     os.environ[RUNS_PER_DEVICE] = str(math.ceil(jobs / devices()))
-    print("1/3 upstream stages: dvc repro configure", flush=True)
+    print(f"1/3 upstream stages: dvc repro {' '.join(UPSTREAM)}", flush=True)
     upstream()
     runs, rounds = stale_runs(), 0
     while runs:
-        real = sum(enabled(train) for train, _ in runs)
+        real = sum(map(enabled, runs))
         off = f" (and {len(runs) - real} switched-off study runs' markers)" if real < len(runs) else ""
         print(f"2/3 {real} runs to train and evaluate, {jobs} at a time{off}", flush=True)
         pool = ThreadPoolExecutor(jobs)

@@ -41,9 +41,9 @@ def spawn(cmd, **kw) -> subprocess.Popen:
     return g.spawn(cmd, **kw) if g else subprocess.Popen(cmd, start_new_session=True, **kw)
 
 
-def dvc(*args, log=None, name=None) -> subprocess.CompletedProcess:
+def dvc(*args, log=None) -> subprocess.CompletedProcess:
     """`dvc --wait-for-lock ARGS`: output captured, or appended to log (then a run waiting for a device slot says
-    so on the terminal, named `name`)."""
+    so on the terminal, named after the last argument, its stage)."""
     cmd = ["dvc", "--wait-for-lock", *args]
     if log is None:
         p = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -54,7 +54,7 @@ def dvc(*args, log=None, name=None) -> subprocess.CompletedProcess:
         start = f.tell()
         p = spawn(cmd, stdout=f, stderr=subprocess.STDOUT)
         children.append(p)
-        return subprocess.CompletedProcess(cmd, _watch(p, log, start, name or args[-1]))
+        return subprocess.CompletedProcess(cmd, _watch(p, log, start, args[-1]))
 
 
 def _watch(p: subprocess.Popen, log: Path, start: int, name: str) -> int:
@@ -86,20 +86,12 @@ def enabled(stage: str) -> bool:
         return True
 
 
-def stale_runs() -> list[tuple[str, str | None]]:
-    """(train stage, evaluate stage) pairs with either one stale, in dvc.yaml's order: every `train*@run` stage
-    that dvc.yaml defines, with its `evaluate*@run` when there is one (the train stage evaluates its run itself)."""
+def stale_runs() -> list[str]:
+    """The stale train stages (`train@run`; each evaluates its run too), in dvc.yaml's order."""
     names = dvc("stage", "list", "--name-only").stdout.split()
     status = dvc("status", "--json")
     stale = set(re.findall(r'"([^"]+)":', status.stdout)) if status.returncode == 0 else set(names)
-    runs = []
-    for name in names:
-        kind, _, run = name.partition("@")
-        if kind.startswith("train") and run:
-            evaluate = f"{kind.replace('train', 'evaluate', 1)}@{run}"
-            if name in stale or evaluate in stale:
-                runs.append((name, evaluate if evaluate in names else None))
-    return runs
+    return [n for n in names if n.startswith("train@") and n in stale]
 
 
 def apply_overrides(overrides: list[str], path="params.yaml") -> None:
@@ -122,10 +114,13 @@ def final_repro(*args) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", log.read_text())
 
 
+UPSTREAM = ("configure", "code")  # what every train stage reads: the run configs, the train code's digests
+
+
 def upstream() -> None:
     log = LOG_DIR / "upstream.log"
     log.unlink(missing_ok=True)
-    if dvc("repro", "configure", log=log).returncode:
+    if dvc("repro", *UPSTREAM, log=log).returncode:
         text = log.read_text()
         if busy_in(text):  # another DVC process, not a failing stage
             sys.exit(f"error: {busy_in(text)}")

@@ -83,20 +83,20 @@ def cause(output: str) -> str:
     return (own or dvcs or [lines[-1] if lines else "no output"])[-1].strip()[:300]
 
 
-def run_task(origin: str, commit: str, overrides: list[str], train: str, evaluate: str | None, remote: str,
-             device: str, attempts=None, node: str | None = None) -> dict:
+def run_task(origin: str, commit: str, overrides: list[str], train: str, remote: str, device: str, attempts=None,
+             node: str | None = None) -> dict:
     """Clone, restore, train and evaluate, push; returns what the driver prints. node: the Ray node's id (asked
     of Ray when None)."""
     # a Ray worker blocks SIGINT (its raylet does, and the mask is inherited), and so would every process this task
     # starts: a run's Ctrl-C would stay pending and it would train on. Unblocked while the task runs.
     blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
-        return _run(origin, commit, overrides, train, evaluate, remote, device, attempts, node)
+        return _run(origin, commit, overrides, train, remote, device, attempts, node)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, node) -> dict:
+def _run(origin, commit, overrides, train, remote, device, attempts, node) -> dict:
     if node is None or attempts is not None:
         import ray
     if node is None:
@@ -109,8 +109,8 @@ def _run(origin, commit, overrides, train, evaluate, remote, device, attempts, n
     ran, error = False, ""
     try:
         clone.make(origin, commit, overrides, train)
-        ran = clone.run(train, evaluate)
-        clone.push(train, evaluate)
+        ran = clone.run(train)
+        clone.push(train)
     except KeyboardInterrupt:  # ray.cancel: stop the run at a checkpoint, as Ctrl-C does locally
         clone.cancel()
         raise
@@ -152,12 +152,12 @@ class Clone:
         self.step("clone", sys.executable, "-c", "from mainrun.configure import runs_on, write_run_list; "
                   "from mainrun.params import load_params; write_run_list(list(runs_on(load_params())), 'runs.yaml')")
 
-    def run(self, train: str, evaluate: str | None) -> bool:
+    def run(self, train: str) -> bool:
         """Upstream from the run-cache, then the run; whether the train stage ran here (else it was restored)."""
-        return f"Running stage '{train}'" in self.step("run", "dvc", "repro", "--pull", evaluate or train)
+        return f"Running stage '{train}'" in self.step("run", "dvc", "repro", "--pull", train)
 
-    def push(self, train: str, evaluate: str | None) -> None:
-        self.step("push", "dvc", "push", "--run-cache", *[s for s in (train, evaluate) if s])
+    def push(self, train: str) -> None:
+        self.step("push", "dvc", "push", "--run-cache", train)
 
     def step(self, name: str, *cmd, cwd=None) -> str:
         """One command, its output appended to the log and returned; a failure raises with its cause."""

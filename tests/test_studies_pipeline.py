@@ -1,0 +1,92 @@
+"""The opt-in scale and attribution studies in one tiny DVC repo: switching each on trains only its own runs (the
+scale study's through new_runs in the same `dvc repro`), each part of the split step at every size; switching both
+off gives the default report back byte for byte, and on again restores their runs without training."""
+import json
+import re
+
+import pytest
+
+from tiny_repo import make_tiny_repo, sh
+
+pytestmark = pytest.mark.slow
+
+
+def one_split_step(params):
+    """baseline, then one step of two parts (SwiGLU and no MLP bias): 2 part runs (dropping one is the other alone).
+    Two sizes: small, and base, which is the default model (its runs are the default runs)."""
+    params.update(vocab_sizes=[300], vocab_size=300)
+    params["variants"] = {"baseline": {"vocab_size": 300, "block_size": 16},
+                          "swiglu": {"mlp": "swiglu", "mlp_bias": False}}
+    params["noise"] = {"variants": ["baseline"], "seeds": [7]}
+    params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}
+    params["scales"] = {"variants": ["baseline", "swiglu"],
+                        "sizes": {"small": {"n_layer": 1, "n_head": 2, "d_model": 8},
+                                  "base": {"n_layer": 1, "n_head": 2, "d_model": 16}}}
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def trained(output: str) -> set[str]:
+    return {s.split("@", 1)[1] for s in ran(output) if s.startswith("train@")}
+
+
+def stages(repo) -> list[str]:
+    return sh(repo, "dvc", "stage", "list", "--name-only").split()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_tiny_repo(tmp_path_factory.mktemp("studies"), one_split_step)
+
+
+def test_each_study_trains_only_its_runs_and_off_restores_the_default_report(repo):
+    first = sh(repo, "dvc", "repro")
+    assert ran(first) == {"check", "download", "tokenize@300", "tokenize_alt", "configure", "code", "train@baseline",
+                          "train@swiglu", "train@baseline-seed7", "new_runs", "report"}  # no stage for a study off
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "default runs")
+    default_report = (repo / "reports" / "report.md").read_text()
+    assert "What in each step does the work?" not in default_report and "small-baseline" not in default_report
+
+    # the scale study: its runs have no stage in this `dvc repro` yet (DVC read runs.yaml first): new_runs trains them
+    scale = sh(repo, "dvc", "exp", "run", "-S", "studies.scale=true")
+    assert trained(scale) == {"small-baseline", "small-swiglu", "small-baseline-seed7"} and "new_runs" in ran(scale)
+    assert "small-baseline" in (repo / "reports" / "report.md").read_text()  # the cheapest run: on the Pareto front
+    listed = stages(repo)
+    assert "train@small-baseline" in listed and "train@base-baseline" not in listed  # base: the default runs
+
+    # the attribution study on top: each part alone, at both sizes
+    on = sh(repo, "dvc", "exp", "run", "-S", "studies.attribution=true")
+    assert trained(on) == {"swiglu-alone-mlp", "swiglu-alone-mlp_bias", "small-swiglu-alone-mlp",
+                           "small-swiglu-alone-mlp_bias"}  # the drop runs are these
+    report = (repo / "reports" / "report.md").read_text()
+    assert "## What in each step does the work?" in report and "figures/attribution_swiglu.png" in report
+    assert (repo / "reports" / "figures" / "attribution_swiglu.png").is_file()
+    by_size = json.loads((repo / "reports" / "summary.json").read_text())["attribution"]["swiglu"]
+    assert len(by_size) == 2
+    metrics = {n: json.loads((repo / "metrics" / "eval" / f"{n}.json").read_text())["val_loss"]
+               for n in ("baseline", "swiglu", "swiglu-alone-mlp", "swiglu-alone-mlp_bias")}
+    [at] = [a for a in by_size.values() if a["parts"]["mlp"]["alone"]["delta"] == pytest.approx(
+        metrics["swiglu-alone-mlp"] - metrics["baseline"], abs=2e-6)]  # the default size's
+    assert set(at["parts"]) == {"mlp", "mlp_bias"} and at["adds_up"] in ("the parts add up", "the parts interact")
+    whole = metrics["swiglu"] - metrics["baseline"]
+    alone = [metrics[f"swiglu-alone-{p}"] - metrics["baseline"] for p in ("mlp", "mlp_bias")]
+    assert at["interaction"] == pytest.approx(whole - sum(alone), abs=2e-6)
+    assert at["parts"]["mlp"]["dropped"]["delta"] == pytest.approx(metrics["swiglu"] - metrics["swiglu-alone-mlp_bias"],
+                                                                   abs=2e-6)
+
+    # both off: their runs' stages, once, write markers (never re-trained at settings changed in the same edit)
+    off = sh(repo, "dvc", "exp", "run", "-S", "studies.attribution=false", "-S", "studies.scale=false")
+    assert trained(off) and all(n.startswith("small-") or "-alone-" in n for n in trained(off))
+    assert all(json.loads((repo / "metrics" / "eval" / f"{n}.json").read_text()) == {"skipped": True}
+               for n in trained(off))
+    assert (repo / "reports" / "report.md").read_text() == default_report
+    assert not [s for s in stages(repo) if "small-" in s or "-alone-" in s]
+
+    # both on again: every run they need is in DVC's cache
+    again = sh(repo, "dvc", "exp", "run", "-S", "studies.attribution=true", "-S", "studies.scale=true")
+    assert not trained(again), again
+    assert re.search(r"Stage 'train@small-baseline' (is cached - skipping run|didn't change)", again)
+    assert (repo / "reports" / "report.md").read_text() == report
