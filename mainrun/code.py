@@ -20,7 +20,7 @@ def imports(path: Path, module: str) -> set[str]:
     """Every module named by an import in the file, function-level ones too, relative ones made absolute."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_bytes())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):

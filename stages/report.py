@@ -10,7 +10,7 @@ from mainrun.runlog import read_json
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--configs", required=True)
-    ap.add_argument("--metrics", required=True, help="directory of the evaluate stages' JSON files")
+    ap.add_argument("--metrics", required=True, help="directory of the train stages' evaluations (JSON)")
     ap.add_argument("--live", required=True, help="dvclive root with one directory per run")
     ap.add_argument("--data-stats", required=True)
     ap.add_argument("--out", required=True)

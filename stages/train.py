@@ -6,8 +6,18 @@ import time
 from pathlib import Path
 
 from stages._common import run_stage
-from mainrun.config import RunConfig, exec_config, read_yaml
+from mainrun.config import ConfigError, RunConfig, exec_config, read_yaml
 from mainrun.runlog import read_json, write_json
+
+
+def code_unchanged(path) -> None:
+    """DVC records this run under the digests the code stage wrote: the modules about to be imported must be those."""
+    from mainrun.code import digests
+    now, recorded = digests("stages.train", Path.cwd()), read_json(path)["files"]
+    changed = sorted(f for f in now.keys() | recorded.keys() if now.get(f) != recorded.get(f))
+    if changed:
+        raise ConfigError(f"{', '.join(changed)} changed since the code stage wrote {path}: run dvc repro "
+                          "(it runs the code stage first; dvc repro -s train@RUN does not)")
 
 
 def main():
@@ -18,6 +28,7 @@ def main():
     ap.add_argument("--ckpt", required=True, help="resume directory (kept outside DVC)")
     ap.add_argument("--metrics", required=True, help="the evaluation's metrics JSON")
     ap.add_argument("--params", default="params.yaml", help="read for the execution settings only")
+    ap.add_argument("--code", help="the code stage's digests (data/code/train.json), checked against the files here")
     args = ap.parse_args()
     spec = read_json(args.config)
     if not spec["enabled"]:  # a run params.yaml no longer has: dvc.yaml drops its stage once configure has run
@@ -26,6 +37,8 @@ def main():
         write_json(args.metrics, {"skipped": True})
         print(f"{spec['name']}: no longer a run of params.yaml: nothing to train")
         return
+    if args.code:
+        code_unchanged(args.code)
     sys.modules.setdefault("pandas", None)  # dvclive imports pandas when it can, for tables never logged here: 1 s
     from mainrun.checkpoint import Checkpoint  # torch loads only for runs that train
     from mainrun.evaluate import evaluate_run

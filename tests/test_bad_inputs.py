@@ -154,3 +154,26 @@ def test_stages_print_one_error_line_and_exit_1(tmp_path, params):
                                             "alt_tokenizers, attribution, data, model, noise, scales, seed, studies, train, "
                                             f"variants, vocab_size, vocab_sizes ({UNDO})\n")
 
+
+
+def test_a_train_stage_on_code_newer_than_its_digests_stops_with_one_line(tmp_path, params, tiny_run, monkeypatch):
+    """DVC records a run under data/code/train.json as the code stage wrote it: a run whose modules changed since
+    (an edit during a long `dvc repro`, or `dvc repro -s train@RUN` after an edit) must not train under it."""
+    import json
+    import shutil
+
+    from mainrun.code import digests
+    from stages.train import code_unchanged
+    for folder in ("mainrun", "stages"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "code.json").write_text(json.dumps({"files": digests("stages.train", tmp_path)}))
+    monkeypatch.chdir(tmp_path)
+    code_unchanged("code.json")  # the same files: nothing to say
+    with open(tmp_path / "mainrun" / "model.py", "a") as f:
+        f.write("# an edit\n")
+    (tmp_path / "run.json").write_text(json.dumps({**tiny_run.to_dict(), "enabled": True, "study": None}))
+    p = stage(tmp_path, "train", params, "--config", "run.json", "--out", "out", "--live", "live", "--ckpt", "ckpt",
+              "--metrics", "eval.json", "--code", "code.json")
+    assert (p.returncode, p.stderr) == (1, "error: mainrun/model.py changed since the code stage wrote code.json: run "
+                                           "dvc repro (it runs the code stage first; dvc repro -s train@RUN does not)\n")
+    assert not (tmp_path / "out").exists()

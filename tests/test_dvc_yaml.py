@@ -24,9 +24,10 @@ def test_stage_deps_list_every_module_its_command_imports(name):
     module = re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1)
     deps = [d for d in stage["deps"] if "$" not in d]
     if module == "stages.train":  # on the digests of exactly the files its command imports (stage code)
-        assert deps == ["data/code/train.json"]
-        assert re.search(r"--module ([\w.]+)", stage_body(DVC["stages"]["code"])["cmd"]).group(1) == module
-        return
+        assert deps == ["data/code/train.json"] and "--code data/code/train.json" in stage["cmd"]
+        code = DVC["stages"]["code"]
+        assert re.search(r"--module ([\w.]+)", code["cmd"]).group(1) == module
+        deps = code["deps"]  # the code stage re-runs on any edit of a file it digests
     missing = [f for f in sorted(project_files(module)) if not any(f == d or f.startswith(d.rstrip("/") + "/")
                                                                     for d in deps)]
     assert not missing, f"stage {name}: add to its deps: {', '.join(missing)}"

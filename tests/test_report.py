@@ -33,7 +33,7 @@ def fake_tokenized(root, params, cap=None):
 
 
 def fake_artifacts(root, params, values: dict[str, float], cap=None, steps=None):
-    """What the configure, train and evaluate stages leave behind, with chosen final losses (val_bpb: 1.5x)."""
+    """What the configure and train stages leave behind, with chosen final losses (val_bpb: 1.5x)."""
     configure(params, fake_tokenized(root / "tokenized", params, cap), root / "configs", root / "runs.yaml")
     for name, v in values.items():
         write_json(root / "metrics" / f"{name}.json", {

@@ -182,7 +182,7 @@ def test_dvc_busy_upstream_names_the_process_not_a_failed_stage(tmp_path, monkey
     said = ("ERROR: 'metrics/data.json' is busy, it is being blocked by:\n  (PID 4242): dvc repro --pull\n\n"
             "If there are no processes with such PIDs, you can manually remove '.dvc/tmp/rwlock' and try again.\n")
 
-    def fake_dvc(*args, log=None, name=None):
+    def fake_dvc(*args, log=None):
         Path(log).write_text(said)
         return subprocess.CompletedProcess(args, 1)
     monkeypatch.setattr(repo, "dvc", fake_dvc)

@@ -1,6 +1,6 @@
 """The ablation report, regenerated from cached artifacts alone: load -> analyse -> render.
 
-load: the configure stage's resolved settings, the evaluate stages' metrics, the dvclive curves.
+load: the configure stage's resolved settings, the train stages' evaluations, the dvclive curves.
 analyse (+ writeup, the published side): pure functions to comparisons, verdicts, noise and studies; never from
 a run's name. render: markdown lines, and the charts to draw once the report is written.
 """

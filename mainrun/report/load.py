@@ -1,4 +1,4 @@
-"""Load what ran: the configure stage's resolved settings, the evaluate stages' metrics, the dvclive curves.
+"""Load what ran: the configure stage's resolved settings, the train stages' evaluations, the dvclive curves.
 
 These files are the report's only source of what ran and with which settings; params.yaml is not read again.
 """
