@@ -147,8 +147,12 @@ def test_restored_runs_say_so_and_switched_off_runs_are_not_counted(tmp_path, mo
     assert not local.enabled("train@fail_unigram") and local.enabled("train_seed@r1_adamw-7")
 
 
-def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("edited", [True, False])
+def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monkeypatch, capsys, edited):
+    """An edit during the runs: a second round for what is stale again. No edit: no second look (the final dvc repro
+    takes anything else)."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("lr: 1\n")
     monkeypatch.setattr(local, "LOG_DIR", tmp_path / "logs")
     rounds = [["train@a", "train@b"], ["train@b"], []]
     monkeypatch.setattr(local, "stale_runs", lambda: rounds.pop(0))
@@ -157,7 +161,13 @@ def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monke
     monkeypatch.setenv(slots.RUNS_PER_DEVICE, "1")  # main() sets it: recorded here so it does not outlive this test, or
     # every later in-process train() on this worker claims a slot it never frees, until one waits forever
     ran = []
-    monkeypatch.setattr(local, "run_one", lambda train: ran.append(train) or (train, 0, 0.0, tmp_path))
+
+    def run_one(train):
+        if edited and not ran:
+            (tmp_path / "params.yaml").write_text("lr: 2\n")  # the user edits params.yaml during the first run
+        ran.append(train)
+        return train, 0, 0.0, tmp_path
+    monkeypatch.setattr(local, "run_one", run_one)
 
     def fake_dvc(*args, log=None):
         Path(log).write_text("")
@@ -172,7 +182,10 @@ def test_params_edited_mid_run_reruns_the_stale_runs_n_at_a_time(tmp_path, monke
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     out = capsys.readouterr().out
-    assert ran == ["train@a", "train@b", "train@b"] and "1 stale again, running them too" in out
+    if edited:
+        assert ran == ["train@a", "train@b", "train@b"] and "1 stale again, running them too" in out
+    else:
+        assert ran == ["train@a", "train@b"] and "stale again" not in out and rounds == [["train@b"], []]
     assert "the final dvc repro ran: nothing" in out
 
 

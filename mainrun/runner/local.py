@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..slots import RUNS_PER_DEVICE
 from . import repo
-from .repo import LOG_DIR, UPSTREAM, dvc, enabled, stale_runs, upstream
+from .repo import LOG_DIR, UPSTREAM, dvc, enabled, inputs_seen, stale_runs, upstream
 
 _stopping = threading.Event()
 
@@ -51,7 +51,7 @@ def main(jobs: int, overrides: list[str]) -> int:
     os.environ[RUNS_PER_DEVICE] = str(math.ceil(jobs / devices()))
     print(f"1/3 upstream stages: dvc repro {' '.join(UPSTREAM)}", flush=True)
     upstream()
-    runs, rounds = stale_runs(), 0
+    runs, rounds, seen = stale_runs(), 0, inputs_seen()
     while runs:
         real = sum(map(enabled, runs))
         off = f" (and {len(runs) - real} switched-off study runs' markers)" if real < len(runs) else ""
@@ -67,8 +67,10 @@ def main(jobs: int, overrides: list[str]) -> int:
         if failed:
             sys.exit(f"error: {len(failed)} run(s) failed: {', '.join(n for n, _ in failed)}; their logs are above, "
                      "the other runs are cached; fix and run this command again")
+        if inputs_seen() == seen:
+            break
         upstream()
-        runs, rounds = stale_runs(), rounds + 1
+        runs, rounds, seen = stale_runs(), rounds + 1, inputs_seen()
         if runs and rounds < 3:
             print(f"params.yaml or the code changed during the runs: {len(runs)} stale again, running them too",
                   flush=True)
