@@ -93,7 +93,7 @@ def stale_runs() -> list[str]:
     names = [f"train@{run}" for run in read_run_list()]
     status = dvc("status", "--json")
     stale = set(re.findall(r'"([^"]+)":', status.stdout)) if status.returncode == 0 else set(names)
-    return [n for n in names if n.startswith("train@") and n in stale]
+    return [n for n in names if n in stale]
 
 
 def inputs_seen() -> tuple:
