@@ -229,3 +229,18 @@ def test_ctrl_c_in_the_train_stage_prints_one_line_and_resumes_exactly(tiny_run,
     assert done.returncode == 0 and f"resuming from step {stopped_at}/" in done.stdout, done.stderr
     assert sha256(repo / "out" / "model.safetensors") == sha256(tmp_path / "full" / "model.safetensors")
     assert json.loads((repo / "eval.json").read_text())["val_loss"] > 0  # then evaluated, in the same process
+
+
+def test_the_curves_never_open_the_dvc_repo(tmp_path, monkeypatch):
+    """curves() skips dvclive's DVC set-up (its private Live._init_dvc: 1.5 s a run opening the repo and git). If a
+    dvclive release renames it, this says so instead of every run silently paying for it again."""
+    import dvclive.live
+    from mainrun.train import curves
+
+    assert callable(getattr(dvclive.live.Live, "_init_dvc", None)), "dvclive has no Live._init_dvc: see curves()"
+    monkeypatch.setattr(dvclive.live, "get_dvc_repo", lambda *a, **k: pytest.fail("dvclive opened the DVC repo"))
+    live = curves(tmp_path / "live", resume=False)
+    live.log_metric("val_loss", 1.0)
+    live.next_step()
+    live.end()
+    assert (tmp_path / "live" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()[1].split("\t")[-1] == "1.0"
