@@ -1,7 +1,6 @@
 """No module of mainrun imports one that imports it back, directly or through others (read from the source)."""
-import ast
-
 from conftest import ROOT
+from mainrun.code import imports as named_imports
 
 PACKAGE = ROOT / "mainrun"
 
@@ -14,24 +13,12 @@ def module_name(path) -> str:
 def imports(path, modules: set[str]) -> set[str]:
     """The mainrun modules a file imports, anywhere in it (a function's import counts too)."""
     name = module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package
-            for _ in range(node.level - 1):
-                base = base.rpartition(".")[0]
-            base = f"{base}.{node.module}" if node.level and node.module else base if node.level else node.module
-            targets = [f"{base}.{a.name}" for a in node.names] + [base]  # `from . import x`: x may be a module
-        else:
-            continue
-        for t in targets:
-            while t and t not in modules:  # mainrun.runner.repo.dvc -> mainrun.runner.repo
-                t = t.rpartition(".")[0]
-            if t and t != name and not name.startswith(t + "."):  # a package's own __init__ is not a cycle
-                found.add(t)
+    for t in named_imports(path, name):
+        while t and t not in modules:  # mainrun.runner.repo.dvc -> mainrun.runner.repo
+            t = t.rpartition(".")[0]
+        if t and t != name and not name.startswith(t + "."):  # a package's own __init__ is not a cycle
+            found.add(t)
     return found
 
 
