@@ -1,4 +1,5 @@
 """dvc.yaml against the code and params it describes: stage deps from the imports, plots from published.yaml."""
+import json
 import re
 
 import pytest
@@ -23,9 +24,9 @@ def test_stage_deps_list_every_module_its_command_imports(name):
     stage = stage_body(DVC["stages"][name])
     module = re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1)
     deps = [d for d in stage["deps"] if "$" not in d]
-    if module == "stages.train":  # on the digests of exactly the files its command imports (stage code)
-        assert deps == ["data/code/train.json"] and "--code data/code/train.json" in stage["cmd"]
-        code = DVC["stages"]["code"]
+    if module == "stages.train":  # on the digests of exactly the files its command imports (stage code): that
+        assert deps == ["data/code/train.json"] and "--code data/code/train.json" in stage["cmd"]  # they hold every
+        code = DVC["stages"]["code"]  # file the stage loads is test_a_train_run_loads_only_files_in_its_digests
         assert re.search(r"--module ([\w.]+)", code["cmd"]).group(1) == module
         deps = code["deps"]  # the code stage re-runs on any edit of a file it digests
     missing = [f for f in sorted(project_files(module)) if not any(f == d or f.startswith(d.rstrip("/") + "/")
@@ -37,16 +38,43 @@ def test_the_code_digests_change_with_an_imported_file_only(tmp_path):
     from mainrun.code import digests
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
-    (tmp_path / "pkg" / "stage.py").write_text("from . import model\nimport os\n\ndef f():\n    from pkg.deep import x\n")
-    for name in ("model", "deep", "other"):
+    (tmp_path / "pkg" / "stage.py").write_text("from . import model\nimport os\nimport pkg.plain as p\n\n"
+                                               "def f():\n    from pkg.deep import x\n")
+    for name in ("model", "deep", "plain", "other"):
         (tmp_path / "pkg" / f"{name}.py").write_text(f"x = '{name}'\n")
     before = digests("pkg.stage", tmp_path)
-    assert list(before) == ["pkg/deep.py", "pkg/model.py", "pkg/stage.py"]  # a function-level import too
+    assert list(before) == ["pkg/deep.py", "pkg/model.py", "pkg/plain.py", "pkg/stage.py"]  # each kind of import
     (tmp_path / "pkg" / "other.py").write_text("x = 'edited'\n")
     assert digests("pkg.stage", tmp_path) == before
     (tmp_path / "pkg" / "deep.py").write_text("x = 'edited'\n")
     after = digests("pkg.stage", tmp_path)
     assert after["pkg/deep.py"] != before["pkg/deep.py"] and after["pkg/model.py"] == before["pkg/model.py"]
+
+
+def test_a_train_run_loads_only_files_in_its_digests(tiny_run, tmp_path, monkeypatch):
+    """The check the digests cannot fool: the train stage, run to its end in a fresh interpreter, loads no file of the
+    project that the code stage's digests leave out (an edit of it would leave every run cached)."""
+    from dataclasses import replace
+
+    from fresh import loaded
+    from mainrun.runlog import write_json
+    from stages.code import main as code_stage
+
+    run = replace(tiny_run, train=replace(tiny_run.train, epochs=1, evals_per_epoch=1))
+    write_json(tmp_path / "run.json", {**run.to_dict(), "enabled": True, "study": None})
+    (tmp_path / "params.yaml").write_text("train: {}\n")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("sys.argv", ["code", "--module", "stages.train", "--out", str(tmp_path / "code.json")])
+    code_stage()
+    paths = {"config": "run.json", "out": "out", "live": "live", "ckpt": "ckpt", "metrics": "eval.json",
+             "params": "params.yaml", "code": "code.json"}
+    seen = loaded("import runpy; runpy.run_module('stages.train', run_name='__main__')", tmp_path / "loaded.json",
+                  [f"--{k}={tmp_path / v}" for k, v in paths.items()])
+    assert (tmp_path / "eval.json").exists()  # it trained and evaluated
+    files = {f for f in seen["files"].values() if (ROOT / f).read_text().strip()}  # empty ones have no digest
+    assert {"mainrun/train.py", "mainrun/evaluate.py", "mainrun/model.py"} <= files
+    digested = json.loads((tmp_path / "code.json").read_text())["files"]
+    assert sorted(files - set(digested)) == []
 
 
 def test_every_default_variant_is_in_a_chart_that_names_its_runs(params):
