@@ -2,6 +2,8 @@
 number."""
 import json
 
+import pytest
+
 from mainrun.attribution import attribution_runs, parts_of, split_steps
 from mainrun.configure import configure, read_run_list, run_settings, runs_on
 from mainrun.report.analyse import Noise
@@ -91,9 +93,79 @@ def test_parts_that_interact_and_a_same_function_part_that_moves_is_flagged():
                               "(dropping any of a, b removes it).")
 
 
+def test_a_three_part_step_sums_five_runs_worth_of_noise():
+    """k = 3: the interaction whole + 2·parent − Σ alone has noise 2σ·√(1 + 2² + 3) = 2σ·√8 (k = 2 cannot tell
+    that from 2σ·√(k + 2) or 2σ·√(2k))."""
+    rows = [{"name": f"s-{mode}-{part}", "step": "s", "parent": "p", "part": part, "mode": mode, "same_as": None}
+            for mode in ("alone", "drop") for part in ("a", "b", "c")]
+    runs = {"p": run("p", 3.0), "s": run("s", 3.3, pos="rope", attn="sdpa", mlp="swiglu"),
+            "s-alone-a": run("s-alone-a", 3.1, pos="rope"), "s-alone-b": run("s-alone-b", 3.05, attn="sdpa"),
+            "s-alone-c": run("s-alone-c", 3.02, mlp="swiglu"), "s-drop-a": run("s-drop-a", 3.2, attn="sdpa", mlp="swiglu"),
+            "s-drop-b": run("s-drop-b", 3.3, pos="rope", mlp="swiglu"), "s-drop-c": run("s-drop-c", 3.3, pos="rope",
+                                                                                       attn="sdpa")}
+    [step] = steps_at("default", runs, rows, NOISE)
+    assert [p.name for p in step.parts] == ["a", "b", "c"]
+    assert round(step.interaction, 6) == round(0.3 - (0.1 + 0.05 + 0.02), 6)
+    assert step.interaction_threshold == pytest.approx(2 * 0.01 * 8 ** 0.5)
+    assert step.adds_up == "the parts interact"  # 0.13 > 0.0566
+    assert [round(p.dropped.delta, 6) for p in step.parts] == [0.1, 0.0, 0.0]
+
+
+def test_each_size_is_judged_on_its_own_runs_and_noise(monkeypatch):
+    """With the scale study, each size's step is its own runs' differences against its own seed noise."""
+    from mainrun.report import attribution
+    from mainrun.report.scale import Size
+
+    default, small = pool(3.0, 3.1, 3.1, 3.0, 3.0, 3.1), pool(4.0, 3.5, 3.9, 3.6, 3.6, 3.9)
+    parts = {None: {n: r for n, r in default.items() if "-" in n}, "small": {n: r for n, r in small.items() if "-" in n}}
+    monkeypatch.setattr(attribution, "load_part_runs", lambda *a: parts)
+    chain = {n: r for n, r in default.items() if "-" not in n}
+    small_noise = {m: Noise({}, 0.1, 4) for m in ("val_loss", "val_bpb")}
+    sizes = [Size("small", {n: r for n, r in small.items() if "-" not in n}, small_noise), Size("default", chain, NOISE)]
+    found = attribution.study(ROWS, chain, NOISE, sizes, None, None, None)
+    at = {s.size: s for s in found["s"]}
+    assert list(at) == ["small", "default"]
+    assert [round(x, 6) for x in (at["small"].whole.delta, at["default"].whole.delta)] == [-0.5, 0.1]
+    assert [[round(p.alone.delta, 6) for p in at[z].parts] for z in at] == [[-0.1, -0.4], [0.1, 0.0]]
+    assert [[round(p.dropped.delta, 6) for p in at[z].parts] for z in at] == [[-0.1, -0.4], [0.1, 0.0]]
+    assert at["small"].whole.threshold == pytest.approx(2 * 2 ** 0.5 * 0.1)  # small's noise: -0.1 is inside it,
+    assert [p.alone.judgement for p in at["small"].parts] == ["within noise", "better"]  # the default's: not
+    assert at["small"].interaction_threshold == pytest.approx(2 * 0.1 * 4 ** 0.5)
+    assert at["default"].whole.judgement == "worse" and carriers(at["default"]).startswith("a carries")
+    assert carriers(at["small"]).startswith("b carries")
+
+
+def test_a_grouped_part_moves_all_its_keys_together(params):
+    """A group of several keys is one part: alone, the parent plus every key of it; dropped, the step less all of
+    them; and it is 'the same function' only if every key of it is."""
+    params["attribution"]["groups"]["attention"] = ["attn", "attn_bias"]
+    runs = run_settings(params)
+    assert split_steps(params)["r4_2_rope"] == {"pos": ("pos",), "emb_scale": ("emb_scale",),
+                                               "attention": ("attn", "attn_bias")}
+    parts = attribution_runs(params, runs)
+    alone, drop = parts["r4_2_rope-alone-attention"].settings, parts["r4_2_rope-drop-attention"].settings
+    assert {k for k in alone if alone[k] != runs["r4_1_rmsnorm"][k]} == {"attn", "attn_bias", "study"}
+    assert {k: alone[k] for k in ("attn", "attn_bias")} == {k: runs["r4_2_rope"][k] for k in ("attn", "attn_bias")}
+    assert {k for k in drop if drop[k] != runs["r4_2_rope"][k]} == {"attn", "attn_bias", "study"}
+    assert "r4_2_rope-alone-attn" not in parts and "r4_2_rope-alone-attn_bias" not in parts
+    rows = [{"name": f"s-{mode}-{part}", "step": "s", "parent": "p", "part": part, "mode": mode, "same_as": None}
+            for mode in ("alone", "drop") for part in ("pos", "attention")]
+    both = {"attn": "sdpa", "attn_bias": False}
+    runs = {"p": run("p", 3.0), "s": run("s", 3.2, pos="rope", **both), "s-alone-pos": run("s-alone-pos", 3.0, pos="rope"),
+            "s-alone-attention": run("s-alone-attention", 3.2, **both), "s-drop-pos": run("s-drop-pos", 3.2, **both),
+            "s-drop-attention": run("s-drop-attention", 3.0, pos="rope")}
+    [step] = steps_at("default", runs, rows, NOISE)
+    attention = step.parts[1]
+    assert attention.alone.keys == ("attn", "attn_bias") and not attention.same_function  # attn_bias changes it
+    assert defects(step) == [] and carriers(step).startswith("attention carries")
+
+
 def test_renaming_a_variant_changes_no_number():
+    """Names of no shape at all (no -alone- or -drop-, no step name in a part's): the rows decide, not the names."""
+    opaque = {}
+
     def renamed(name):
-        return name.replace("s", "step_two").replace("p", "previous")
+        return opaque.setdefault(name, f"run{len(opaque) * 7 % 11}")
     numbers = []
     for rename in (str, renamed):
         rows = [{**r, "name": rename(r["name"]), "step": rename("s"), "parent": rename("p")} for r in ROWS]
