@@ -53,3 +53,20 @@ def test_honest_metric_uses_context_within_the_window():
     nats, n = token_nats(PositionProbe(), ids, block_size=3, batch_size=4)
     per_pos = [-torch.log_softmax(torch.tensor([float(p), 0, 0, 0]), 0)[0].item() for p in range(3)]
     assert n == 7 and math.isclose(nats, 2 * sum(per_pos) + per_pos[0], rel_tol=1e-6)
+
+
+def test_evaluating_leaves_the_model_in_the_mode_it_found_it():
+    """Both metrics run the model in eval mode (no dropout) and hand it back as it was: training resumes in train
+    mode after a mid-epoch evaluation, and an evaluated model stays in eval mode."""
+    class Probe(Bigram):
+        def forward(self, idx, targets=None):
+            modes.append(self.training)
+            return super().forward(idx, targets)
+    ids = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 1, 1, 2, 0])
+    for training in (True, False):
+        model, modes = Probe(), []
+        model.train(training)
+        legacy_val_loss(model, ids, 37, 2, 2)
+        assert model.training is training
+        token_nats(model, ids, block_size=4, batch_size=2)
+        assert model.training is training and modes and not any(modes)
