@@ -57,6 +57,22 @@ def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
     execution = json.loads((tmp_path / "out" / "run.json").read_text())["execution"]
     assert {"node", "host", "device", "slot", "threads", "checkpoint_every_s"} <= set(execution)  # none overwritten
     assert (execution["slot"], execution["device"]) == ("unslotted", "cpu") and execution["threads"] >= 1
+    from mainrun.cost import COST_KEYS
+    from mainrun.evaluate import evaluate_run
+    from mainrun.tokenized import load_meta
+    m = evaluate_run(tiny_run, tmp_path / "out")  # from the saved weights: the model the loop ended with
+    assert m["val_loss"] == s["final_val_loss"]  # its last evaluation, to the last digit
+    meta, run = load_meta(tiny_run.data["dir"])["val"], json.loads((tmp_path / "out" / "run.json").read_text())
+    assert (m["val_characters"], m["val_bytes"], m["val_tokens"]) == (meta["characters"], meta["bytes"], meta["tokens"])
+    targets = m["val_tokens"] - 1  # every token but the first, in nats per token and bits per byte
+    assert math.isclose(m["val_bpb"], m["val_loss_per_token"] * targets / math.log(2) / m["val_bytes"], rel_tol=1e-9)
+    T, B = tiny_run.model.block_size, tiny_run.train.batch_size
+    assert m["val_tokens_counted_frac"] == m["val_tokens"] // (T * B + 1) * T * B / m["val_tokens"]
+    assert {k: m[k] for k in ("params", "steps", "device")} == {"params": s["parameters"], "steps": s["steps"],
+                                                                 "device": "cpu"}
+    assert {k: m[k] for k in (*COST_KEYS, "batches_per_epoch", "train_tokens_per_epoch", "train_seconds",
+                              "tokens_per_second")} == {k: run[k] for k in (*COST_KEYS, "batches_per_epoch",
+                              "train_tokens_per_epoch", "train_seconds", "tokens_per_second")}
 
 
 def test_same_seed_same_val_loss_to_the_last_digit(tiny_run, tmp_path):
