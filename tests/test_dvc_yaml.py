@@ -36,14 +36,18 @@ def test_stage_deps_list_every_module_its_command_imports(name):
 
 def test_the_code_digests_change_with_an_imported_file_only(tmp_path):
     from mainrun.code import digests
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "__init__.py").write_text("")
-    (tmp_path / "pkg" / "stage.py").write_text("from . import model\nimport os\nimport pkg.plain as p\n\n"
-                                               "def f():\n    from pkg.deep import x\n")
-    for name in ("model", "deep", "plain", "other"):
-        (tmp_path / "pkg" / f"{name}.py").write_text(f"x = '{name}'\n")
+    files = {"__init__.py": "VERSION = 1\n", "sub/__init__.py": "",  # an empty file has nothing to digest
+             "stage.py": "from . import model\nimport os\nimport pkg.plain as p\nimport pkg.sub.inner\n\n"
+                         "def f():\n    from pkg.deep import x\n",
+             "sub/inner/__init__.py": "from . import leaf\n",  # relative to the package itself
+             "sub/inner/leaf.py": "from .. import helper\nfrom ...model import x\n",  # two and three levels up
+             **{f"{name}.py": f"x = '{name}'\n" for name in ("model", "deep", "plain", "other", "sub/helper")}}
+    for name, text in files.items():
+        (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / name).write_text(text)
     before = digests("pkg.stage", tmp_path)
-    assert list(before) == ["pkg/deep.py", "pkg/model.py", "pkg/plain.py", "pkg/stage.py"]  # each kind of import
+    assert list(before) == [f"pkg/{f}" for f in ("__init__.py", "deep.py", "model.py", "plain.py", "stage.py",
+                                                 "sub/helper.py", "sub/inner/__init__.py", "sub/inner/leaf.py")]
     (tmp_path / "pkg" / "other.py").write_text("x = 'edited'\n")
     assert digests("pkg.stage", tmp_path) == before
     (tmp_path / "pkg" / "deep.py").write_text("x = 'edited'\n")
