@@ -104,19 +104,14 @@ def run_task(origin: str, commit: str, overrides: list[str], train: str, remote:
 
 
 def _run(origin, commit, overrides, train, remote, device, attempts, node) -> dict:
-    if node is None or attempts is not None:
-        import ray
     if node is None:
+        import ray
         node = ray.get_runtime_context().get_node_id()
     root = node_root()
     root.mkdir(parents=True, exist_ok=True)
     cleared = clear_abandoned(root)
-    attempt = 1
-    if attempts is not None:  # told now: a cancelled task returns nothing
-        try:
-            attempt = ray.get(attempts.start.remote(train, node, cleared))
-        except Exception:  # the actor is gone (the driver's node with it): the run goes on, its line says less
-            attempt = 0
+    if attempts is not None:  # told now: a cancelled task returns nothing. Not awaited: a task blocked in ray.get
+        attempts.start.remote(train, node, cleared)  # gives up its CPUs, and the node would start another run
     clone = Clone(root, f"{commit[:10]}-{train.replace('@', '-')}", remote, node, device)
     ran, error = False, ""
     try:
@@ -133,7 +128,7 @@ def _run(origin, commit, overrides, train, remote, device, attempts, node) -> di
         clone.let_go()
     tail = clone.close(keep=bool(error))
     return {"train": train, "rc": int(bool(error)), "error": error, "node": node, "ran": ran, "times": clone.times,
-            "log": tail, "folder": str(clone.dir), "attempt": attempt, "cleared": cleared}
+            "log": tail, "folder": str(clone.dir), "cleared": cleared}
 
 
 class Clone:
