@@ -36,8 +36,8 @@ def fake_pip_wheel(into: Path) -> Path:
     """A wheel whose `pip` records how it was run (by which interpreter, with what) instead of installing itself."""
     wheel = into / "pip-99.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr("pip/__main__.py", "import json, sys\nfrom pathlib import Path\n"
-                   "Path(sys.prefix, 'pip-ran.json').write_text(json.dumps([sys.prefix, sys.base_prefix, sys.argv[1:]]))\n")
+        z.writestr("pip/__main__.py", "import json, sys\nfrom pathlib import Path\nran = [sys.prefix, sys.base_prefix, "
+                   "sys.argv[1:]]\nPath(sys.prefix, 'pip-ran.json').write_text(json.dumps(ran))\n")
     return wheel
 
 

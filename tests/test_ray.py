@@ -1,4 +1,6 @@
-"""`python -m mainrun.parallel --ray` on a 2-node Ray cluster on loopback (one CPU each), against a local run."""
+"""`python -m mainrun.parallel --ray` against local runs, in a network namespace with only loopback: on a one-node
+cluster of 2 CPUs (in CI) and on a 2-node one of 1 CPU each (opt-in: MAINRUN_RAY_CLUSTER=1); the faults that need no
+cluster, and one task's body run without Ray."""
 import json
 import os
 import shutil
@@ -30,7 +32,8 @@ def in_loopback_namespace(test: str) -> None:
     namespace of its own; skipped where neither can be made (e.g. an unprivileged container)."""
     if not (shutil.which("unshare") and shutil.which("ip")):
         pytest.skip("needs unshare and ip (util-linux, iproute2) to keep Ray on loopback")
-    inner = f"ip link set lo up && exec {sys.executable} -m pytest -q -n 0 -p no:cacheprovider tests/test_ray.py::{test}"
+    inner = (f"ip link set lo up && exec {sys.executable} -m pytest -q -n 0 -p no:cacheprovider "
+             f"tests/test_ray.py::{test}")
     for flags in ("-n", "-rn"):
         p = subprocess.run(["unshare", flags, "sh", "-c", inner], cwd=os.path.dirname(os.path.dirname(__file__)),
                            env={**os.environ, "MAINRUN_RAY_NETNS": "1"}, capture_output=True, text=True)
@@ -196,7 +199,8 @@ def test_a_study_switched_on_twice_over_one_ray_node_equals_local_runs(tmp_path,
     t0 = time.time()
     with local_cluster([{"MAINRUN_RAY_WORKDIR": str(tmp_path / "node")}], env, HANG_S, cpus=2) as address:
         print(f"cluster up in {time.time() - t0:.1f} s")  # -j 2: both runs at once, one CPU each
-        cmd = [sys.executable, "-m", "mainrun.parallel", "--ray", address, "-j", "2", "-S", "studies.failed_attempts=true"]
+        cmd = [sys.executable, "-m", "mainrun.parallel", "--ray", address, "-j", "2", "-S",
+               "studies.failed_attempts=true"]
         first = sh(driver, *cmd)
         print(first)
         assert "2/3 2 runs" in first and all(f"done: train@{n}" in first for n in runs), first
@@ -226,9 +230,9 @@ def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
     unreachable = error()
     assert "cannot reach the Ray cluster" in unreachable and "ray start --head" in unreachable
     bad = subprocess.run(cmd + ["-S", "variants.r1_adamw.epochs=3"], cwd=repo, capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: -S variants.r1_adamw.epochs=3: params.yaml has no key "
-                                                         "variants.r1_adamw.epochs; to add it, write -S +variants."
-                                                         "r1_adamw.epochs=3") and bad.stderr.count("\n") == 1, bad.stderr
+    said = "error: -S variants.r1_adamw.epochs=3: params.yaml has no key variants.r1_adamw.epochs; to add it, write -S "
+    assert bad.returncode == 1 and bad.stderr.startswith(said + "+variants.r1_adamw.epochs=3"), bad.stderr
+    assert bad.stderr.count("\n") == 1, bad.stderr  # one line
     assert "r1_adamw:\n    optimizer" in (repo / "params.yaml").read_text()  # untouched, and before any cluster
     assert not sh(repo, "git", "status", "--porcelain", "--untracked-files=no")
     (repo / "README.md").write_text("an edit\n")

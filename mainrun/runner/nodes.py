@@ -1,5 +1,5 @@
-"""A Ray cluster of `ray start` processes on this machine, on 127.0.0.1, one CPU per node unless told: what tests/test_ray.py
-and benchmarks/ray_vs_local.py run the runner against."""
+"""A Ray cluster of `ray start` processes on this machine, on 127.0.0.1, one CPU per node unless told: what
+tests/test_ray.py and benchmarks/ray_vs_local.py run the runner against."""
 import contextlib
 import os
 import shutil
