@@ -246,6 +246,7 @@ def collect(ray, pending: dict, attempts) -> tuple[list[dict], set[str]]:
         cancel(ray, pending, attempts, shown)
         sys.exit("interrupted: the cancelled runs stopped; the finished ones are on the remote, and the same command "
                  "submits the rest")
+    report_removed(ray, attempts, shown)  # a task does not wait for the actor: a late report
     return results, seen
 
 
