@@ -17,6 +17,8 @@ runner's runs are still ending, says so and stops. The code: mainrun/runner/.
 import argparse
 import sys
 
+from .config import MainrunError
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,11 +29,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         sys.exit("error: -j must be at least 1")
-    if args.ray:
-        from .runner.cluster import main as on_ray
-        return on_ray(args.ray, args.jobs or 1, args.set_param)
-    from .runner.local import main as here
-    return here(args.jobs or 1, args.set_param)
+    try:
+        if args.ray:
+            from .runner.cluster import main as on_ray
+            return on_ray(args.ray, args.jobs or 1, args.set_param)
+        from .runner.local import main as here
+        return here(args.jobs or 1, args.set_param)
+    except MainrunError as e:  # a bad -S: one line naming it and the fix
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ def few_variants(params):
     params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}  # the alt tokenizers' switch, the scale study's
 
 
-def shared_repo(tmp_path, name="a"):
-    """Clone `name` of a tiny repo whose `origin` is a bare git repo and whose default DVC remote is a folder."""
-    repo = make_tiny_repo(tmp_path / name, few_variants)
+def shared_repo(tmp_path, name="a", edit=lambda params: None):
+    """Clone `name` of a tiny repo whose `origin` is a bare git repo and whose default DVC remote is a folder;
+    edit(params) after few_variants."""
+    repo = make_tiny_repo(tmp_path / name, lambda params: (few_variants(params), edit(params)))
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], check=True)
     sh(repo, "git", "remote", "add", "origin", str(tmp_path / "origin.git"))
     sh(repo, "dvc", "remote", "add", "-d", "shared", str(tmp_path / "dvc-remote"))
@@ -32,10 +33,10 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-def results(repo) -> dict:
+def results(repo, runs=VARIANTS) -> dict:
     """What the runs computed: the weights' sha256 and the metrics, timings left out."""
-    weights = {n: hashlib.sha256((repo / "models" / n / "model.safetensors").read_bytes()).hexdigest() for n in VARIANTS}
-    metrics = {n: json.loads((repo / "metrics" / "eval" / f"{n}.json").read_text()) for n in VARIANTS}
+    weights = {n: hashlib.sha256((repo / "models" / n / "model.safetensors").read_bytes()).hexdigest() for n in runs}
+    metrics = {n: json.loads((repo / "metrics" / "eval" / f"{n}.json").read_text()) for n in runs}
     for m in metrics.values():
         for volatile in ("train_seconds", "tokens_per_second", "evaluate_seconds"):
             m.pop(volatile)

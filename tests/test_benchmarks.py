@@ -40,17 +40,21 @@ def test_where_time_goes_needs_a_finished_dag(tmp_path):
 
 
 def test_where_time_goes_reads_todays_run_json(tmp_path):
-    """run.json as the train stage writes it now: `execution` names the node, host and device, `torch_threads`
-    the threads (the slot is not recorded)."""
-    (tmp_path / "models" / "a").mkdir(parents=True)
-    (tmp_path / "models" / "a" / "run.json").write_text(json.dumps(
-        {"timing": {"startup": 7.2, "setup": 5.4, "first_step": 0.8, "save": 0.02}, "train_seconds": 23.2,
-         "eval_seconds": 3.7, "device": "cpu", "torch_threads": 2,
-         "execution": {"node": None, "host": "vm", "device": "cpu"}}))
+    """run.json as the train stage writes it now (mainrun/runlog.py, mainrun/train.py): `execution` names the node,
+    host and device, the execution settings, the device slot and its threads; `torch_threads` what torch used. A
+    run under the runner took a slot (`cpu-1`); one under plain `dvc repro` none (`unslotted`)."""
+    for name, slot, threads in (("a", "cpu-1", 1), ("b", "unslotted", 2)):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "run.json").write_text(json.dumps(
+            {"timing": {"startup": 7.2, "setup": 5.4, "first_step": 0.8, "save": 0.02}, "train_seconds": 23.2,
+             "eval_seconds": 3.7, "device": "cpu", "torch_threads": 3,
+             "execution": {"node": None, "host": "vm", "device": "cpu", "checkpoint_every_s": 300.0, "log_every": 50,
+                           "slot": slot, "threads": threads}}))
     p = subprocess.run([sys.executable, ROOT / "benchmarks" / "where_time_goes.py", tmp_path], capture_output=True,
                        text=True)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[1].split()[0] == "a" and p.stdout.splitlines()[1].endswith("cpu (2 threads)")
+    rows = {line.split()[0]: line for line in p.stdout.splitlines()[1:3]}
+    assert rows["a"].endswith("cpu (cpu-1, 1 threads)") and rows["b"].endswith("cpu (unslotted, 2 threads)"), rows
 
 
 def test_throughput_runs_on_tiny_models():

@@ -50,14 +50,29 @@ def repo(tmp_path_factory):
 def test_download_and_tokenize_then_nothing(repo):
     first = ran(sh(repo, "dvc", "repro", "download", "tokenize"))
     assert first == {"check", "download", "tokenize@200", "tokenize@300", "tokenize@400"}
+    assert sorted((t["stage"], t["target"]) for t in stage_times(repo)) == [  # what stagetimes.record wrote
+        ("check", "data/params.ok"), ("download", "data/raw"), *(("tokenize", "bpe") for _ in range(3))]
     assert ran(sh(repo, "dvc", "repro", "download", "tokenize")) == set()
     stats = json.loads((repo / "metrics" / "data.json").read_text())
     assert (stats["train"]["titles"], stats["val"]["titles"]) == (540, 60)
 
 
+def stage_times(repo) -> list[dict]:
+    """The lines the stage processes appended to the stage-time log (mainrun.stagetimes), oldest first."""
+    log = repo / ".dvc" / "tmp" / "mainrun-stage-times.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
 def test_full_repro_trains_every_default_run_then_nothing(repo):
+    before = len(stage_times(repo))
     out = sh(repo, "dvc", "repro")
     assert {f"train@{n}" for n in DEFAULT} | {"configure", "report"} <= ran(out)
+    # each stage process that ran recorded itself: its script, first argument, start, end (benchmarks/where_time_goes)
+    times = stage_times(repo)[before:]
+    script = {"tokenize_alt": "tokenize"}  # the stage's script, when it is not named after the stage
+    assert sorted(t["stage"] for t in times) == sorted(script.get(s, s) for s in (r.split("@")[0] for r in ran(out)))
+    assert {t["target"] for t in times if t["stage"] == "train"} == {f"configs/{n}.json" for n in DEFAULT}
+    assert all(0 < t["end"] - t["start"] < 3600 for t in times) and len({t["pid"] for t in times}) == len(times)
     stages = sh(repo, "dvc", "stage", "list", "--name-only").split()  # a switched-off study has no stage at all
     assert not [s for s in stages if any(n in s for n in STUDIES)] and len(stages) == 10 + len(DEFAULT)  # 10: check ... report
     for n in DEFAULT:

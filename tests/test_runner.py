@@ -1,4 +1,5 @@
-"""The local runner's faults (issue 18, section 3), each on its own, without training anything."""
+"""The runners' faults, each on its own, without training anything: the local runner's (issue 18, section 3), and
+the Ray driver's and task's that need no cluster (issue 36: Ray stood in for where it is asked)."""
 import json
 import os
 import signal
@@ -144,7 +145,7 @@ def test_restored_runs_say_so_and_switched_off_runs_are_not_counted(tmp_path, mo
         local.run_one(train)
     out = capsys.readouterr().out
     assert "done: train@a" in out and "restored: train@b" in out and "fail_unigram" not in out
-    assert not local.enabled("train@fail_unigram") and local.enabled("train_seed@r1_adamw-7")
+    assert not local.enabled("train@fail_unigram") and local.enabled("train@r1_adamw-seed7")
 
 
 @pytest.mark.parametrize("edited", [True, False])
@@ -332,3 +333,175 @@ def test_a_stopping_task_ignores_repeated_cancels():
         _thread.interrupt_main()
         for _ in range(1000):
             pass
+
+
+def test_a_submission_over_ray_may_leave_the_files_it_derives_uncommitted(tmp_path, monkeypatch):
+    """Issue 36, fault 1: a study switched on over --ray rewrites runs.yaml (configure), as -S does params.yaml and the
+    final repro dvc.lock; the next --ray call must not take them for the user's edits."""
+    from mainrun.runner import cluster
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], check=True)
+    who = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for name in ("params.yaml", "runs.yaml", "dvc.lock", "README.md"):
+        Path(name).write_text("committed\n")
+    for cmd in (["init", "-q"], ["add", "-A"], [*who, "commit", "-qm", "c"],
+                ["remote", "add", "origin", "../origin.git"], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", *cmd], check=True)
+    for name in cluster.DERIVED:
+        Path(name).write_text("what the last submission made of it\n")
+    url, commit = cluster.origin_and_commit()
+    assert url == str(tmp_path / "origin.git") and len(commit) == 40
+    Path("README.md").write_text("an edit\n")  # the user's own edit still stops it
+    with pytest.raises(cluster.Fault, match="uncommitted changes in README.md"):
+        cluster.origin_and_commit()
+
+
+@pytest.mark.parametrize("override, named", [
+    ("variants.r1_adamw.epochs=3", "params.yaml has no key variants.r1_adamw.epochs; to add it, write "
+                                   "-S +variants.r1_adamw.epochs=3"),
+    ("~train.nokey", "-S ~train.nokey: Could not delete from config. 'train.nokey' does not exist."),
+    ("train.lr=[1", "-S train.lr=[1: no viable alternative at input '[1'")])
+def test_a_bad_override_names_itself_and_the_fix_and_changes_nothing(tmp_path, override, named):
+    """Issue 36, fault 2: the runner's -S fails as one line (DVC's InvalidArgumentError buries Hydra's hint)."""
+    params = tmp_path / "params.yaml"
+    params.write_text("variants:\n  r1_adamw:\n    lr: 1\ntrain:\n  lr: 2\n")
+    before = params.read_text()
+    with pytest.raises(parallel.MainrunError) as e:
+        repo.apply_overrides(["train.lr=5", override], str(params))  # the good one before it is not applied either
+    assert named in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert params.read_text() == before
+    repo.apply_overrides(["train.lr=5", "+variants.r1_adamw.epochs=3"], str(params))
+    assert "lr: 5" in params.read_text() and "epochs: 3" in params.read_text()
+
+
+def test_the_local_runner_says_a_bad_override_in_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("variants:\n  r1_adamw:\n    lr: 1\n")
+    p = subprocess.run([sys.executable, "-m", "mainrun.parallel", "-S", "variants.r1_adamw.epochs=3"], cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert p.returncode == 1 and p.stdout == "", p.stdout
+    assert p.stderr == "error: -S variants.r1_adamw.epochs=3: params.yaml has no key variants.r1_adamw.epochs; to " \
+                       f"add it, write -S +variants.r1_adamw.epochs=3 (Hydra's grammar: {repo.GRAMMAR})\n", p.stderr
+
+
+def test_the_clusters_raylet_messages_stay_out_of_the_drivers_output(capsys, monkeypatch):
+    """Issue 36, fault 3: what Ray's error listener prints on the driver when a node dies, `(raylet) ...`."""
+    import ray
+    from mainrun.runner import cluster
+    published = {"lines": ["A worker died or was killed while executing a task"], "pid": "raylet", "is_err": False}
+    saved = ray._private.worker._worker_logs_enabled
+    monkeypatch.setattr(ray, "init", lambda **kw: None)  # connected
+    try:
+        ray._private.worker.print_to_stdstream(published, ignore_prefix=False)
+        assert "(raylet)" in capsys.readouterr().out  # what leaked: the listener thread prints this way
+        cluster.connect("auto")
+        published["lines"] = ["The node with node id: 1c2d has been marked dead"]  # another: Ray drops repeats
+        ray._private.worker.print_to_stdstream(published, ignore_prefix=False)
+        assert capsys.readouterr() == ("", "")
+    finally:
+        ray._private.worker._worker_logs_enabled = saved
+
+
+class Actor:
+    """A Ray actor handle on a plain object: handle.method.remote(*args) is the call, Ray.get runs it."""
+
+    def __init__(self, obj, dead=False):
+        self.obj, self.dead = obj, dead
+
+    def __getattr__(self, method):
+        return type("Method", (), {"remote": lambda _, *args: (self, method, args)})()
+
+
+class Ray:
+    """What collect() and cancel() ask of Ray, for tasks that have ended (results by ref)."""
+
+    def __init__(self, results):
+        self.results = results
+
+    def wait(self, refs, num_returns, timeout):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        if isinstance(ref, tuple):
+            actor, method, args = ref
+            if actor.dead:
+                raise RuntimeError("ActorDiedError: the actor died unexpectedly")  # what Ray raises, by version
+            return getattr(actor.obj, method)(*args)
+        return self.results[ref]
+
+    def cancel(self, ref, force=False):
+        pass
+
+
+def result(train, node="node-bbbbbbbb"):
+    return {"train": train, "rc": 0, "error": "", "node": node, "ran": True, "times": {"run": 3.0}, "log": "",
+            "folder": "/x", "cleared": []}
+
+
+def test_a_removed_clone_is_reported_when_the_task_that_removed_it_is_cancelled(capsys):
+    """Issue 36, fault 4: the task tells the Attempts actor what it removed as it starts; a cancelled task returns
+    nothing, so the driver reads it there."""
+    from mainrun.runner import cluster
+    from mainrun.runner.task import Attempts
+    attempts = Attempts()
+    attempts.start("train@a", "node-aaaaaaaa", [("c0ffee-train-a-123abc", 3_300_000)])
+    cluster.cancel(Ray({}), {"ref-a": "train@a"}, Actor(attempts))
+    out = capsys.readouterr().out
+    assert "stopped: train@a" in out
+    assert "removed an abandoned clone on node node-aaa: c0ffee-train-a-123abc (3.3 MB)" in out, out
+    attempts.start("train@b", "node-bbbbbbbb", [("old-clone", 1_000_000)])  # a finished task: said once, not twice
+    cluster.collect(Ray({"ref-b": result("train@b")}), {"ref-b": "train@b"}, Actor(attempts))
+    out = capsys.readouterr().out
+    assert out.count("removed an abandoned clone") == 2 and "old-clone (1.0 MB)" in out, out
+
+
+def test_a_task_tells_the_driver_what_it_removed_before_it_can_be_cancelled(tmp_path, monkeypatch):
+    from mainrun.runner import task
+    monkeypatch.setenv(task.WORKDIR, str(tmp_path))
+    root = tmp_path / "mainrun-ray"
+    (root / "old-clone").mkdir(parents=True)
+    (root / "old-clone" / "model").write_bytes(b"x" * 1000)
+    (root / "old-clone.lock").touch()  # its task was killed: nobody holds the lock
+    told = []
+
+    class Told(Actor):  # the task does not wait for the actor: it would give up its CPUs meanwhile (Ray's rule)
+        def __getattr__(self, method):
+            return type("Method", (), {"remote": lambda _, *args: told.append((self, method, args))})()
+
+    def cancelled(*_):  # ray.cancel lands while the clone is made
+        raise KeyboardInterrupt
+    monkeypatch.setattr(task.Clone, "make", cancelled)
+    attempts = task.Attempts()
+    with pytest.raises(KeyboardInterrupt):
+        task.run_task("origin", "c0ffee" * 7, [], "train@a", "shared", "", Told(attempts), "node-a")
+    for call in told:
+        Ray({}).get(call)
+    assert attempts.removed() == [("node-a", "old-clone", 1000)] and not (root / "old-clone").exists()
+
+
+def test_the_drivers_lines_survive_a_dead_attempts_actor(capsys):
+    """Issue 36, fault 5: the actor's node lost (it lives on the driver's; killed, say): the runs' lines still come,
+    each on its own node, and no traceback."""
+    from mainrun.runner import cluster
+    from mainrun.runner.task import Attempts
+    results, seen = cluster.collect(Ray({"ref-a": result("train@a")}), {"ref-a": "train@a"},
+                                    Actor(Attempts(), dead=True))
+    assert [r["train"] for r in results] == ["train@a"] and seen == {"node-bbbbbbbb"}
+    assert "done: train@a on node node-bbb (3 s: run 3)" in capsys.readouterr().out
+
+
+def test_the_attempts_actor_is_pinned_to_the_drivers_node():
+    from mainrun.runner import cluster
+
+    class Ray:
+        def get_runtime_context(self):
+            return type("Context", (), {"get_node_id": lambda _: "d1" * 28})()
+
+        def remote(self, **options):
+            self.options = options
+            return lambda cls: type("Class", (), {"remote": lambda _: cls()})()
+    ray = Ray()
+    assert isinstance(cluster.attempts_actor(ray), cluster.Attempts)
+    placed = ray.options["scheduling_strategy"]
+    assert placed.node_id == "d1" * 28 and placed.soft is False and ray.options["num_cpus"] == 0

@@ -23,6 +23,9 @@ from . import guard as guard_module, repo, task as task_module
 from .repo import LOG_DIR, UPSTREAM, apply_overrides, dvc, enabled, stale_runs, upstream
 from .task import AUTO_DEVICE, Attempts, run_task
 
+# what a submission itself changes in the workspace: -S edits params.yaml, configure rewrites runs.yaml from it (a
+# study switched on adds runs), and the final repro writes dvc.lock. The workers make each from the commit themselves.
+DERIVED = ("params.yaml", "runs.yaml", "dvc.lock")
 RECANCEL_S = 5  # Ctrl-C: the cancel is sent again this often until each run has stopped
 
 
@@ -46,7 +49,7 @@ def origin_and_commit() -> tuple[str, str]:
         url = os.path.abspath(url)
     commit = git("rev-parse", "HEAD", check=True).stdout.strip()
     changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").stdout.splitlines()]
-    others = [f for f in changed if f not in ("params.yaml", "dvc.lock")]
+    others = [f for f in changed if f not in DERIVED]
     if others:
         raise Fault(f"uncommitted changes in {', '.join(others[:5])}: the workers check out commits only; commit "
                     "and push them (params edits can also go in -S key=value)")
@@ -91,7 +94,16 @@ def connect(address: str):
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     except Exception as e:  # ConnectionError, or a timeout, by version
         raise Fault(f"cannot reach the Ray cluster at {address} ({type(e).__name__}): {fix}") from None
+    without_raylet_messages(ray)
     return ray
+
+
+def without_raylet_messages(ray) -> None:
+    """log_to_driver=False keeps the workers' output away, but not the errors the cluster publishes to every driver:
+    Ray's `ray_listen_error_messages` thread prints them to stdout as `(raylet) ...`, several lines each when a
+    node dies. The runner says what happened in its own line (`try 2: ...`), so they are turned off with the switch
+    Ray's own debugger (ray.util.rpdb) uses to mute that printing; they stay in the nodes' logs."""
+    ray._private.worker._worker_logs_enabled = False
 
 
 @contextlib.contextmanager
@@ -146,9 +158,35 @@ def verifies(remote: str) -> bool:
     return dvc("config", f"remote.{remote}.verify").stdout.strip().lower() in ("true", "1", "yes")
 
 
-def cancel(ray, pending: dict) -> None:
+def attempts_actor(ray):
+    """The Attempts actor the tasks report to, pinned to the driver's own node: a lost worker node cannot take it."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(Attempts).remote()
+
+
+def ask(ray, attempts, method: str, *args, default):
+    """A call to the Attempts actor, or default if it is gone (killed, or its node lost): the lines say less, the
+    runs go on."""
+    try:
+        return ray.get(getattr(attempts, method).remote(*args))
+    except Exception:  # RayActorError and its kin, by version
+        return default
+
+
+def report_removed(ray, attempts, shown: list) -> None:
+    """Each abandoned clone a task removed, in one line, once (the task tells the actor as it starts)."""
+    if attempts is None:
+        return
+    for node, clone, size in ask(ray, attempts, "removed", default=[])[len(shown):]:
+        print(f"  removed an abandoned clone on node {node[:8]}: {clone} ({size / 1e6:.1f} MB)", flush=True)
+        shown.append(clone)
+
+
+def cancel(ray, pending: dict, attempts=None, shown=None) -> None:
     """Ctrl-C: each running task gets Ctrl-C and stops its run at a checkpoint; the driver waits for each to end,
     saying so (a second Ctrl-C kills them at once: their guards still stop the trainers)."""
+    shown = [] if shown is None else shown
     print(f"interrupted: cancelling {len(pending)} runs; each stops at a checkpoint (Ctrl-C again: kill them now)",
           flush=True)
     force = False
@@ -172,6 +210,7 @@ def cancel(ray, pending: dict) -> None:
             continue
         for ref in done:
             print(f"  stopped: {pending.pop(ref)} ({time.time() - t0:.0f} s)", flush=True)
+        report_removed(ray, attempts, shown)
 
 
 def line(r: dict, tries: list[str]) -> str:
@@ -186,7 +225,7 @@ def line(r: dict, tries: list[str]) -> str:
 def collect(ray, pending: dict, attempts) -> tuple[list[dict], set[str]]:
     """Each task's result as it ends, printed in one line; with the nodes each run started on. Ctrl-C cancels the
     rest."""
-    results, seen = [], set()
+    results, seen, shown = [], set(), []
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -199,16 +238,15 @@ def collect(ray, pending: dict, attempts) -> tuple[list[dict], set[str]]:
                 r = {"train": name, "rc": 1, "error": f"the Ray task died: {type(e).__name__}", "node": "?",
                      "ran": False, "times": {}, "log": str(e)[-2000:], "folder": "?", "cleared": []}
             results.append(r)
-            tries = ray.get(attempts.of.remote(name))
+            tries = ask(ray, attempts, "of", name, default=[r["node"]]) or [r["node"]]
             seen.update(tries)
             print(line(r, tries), flush=True)
-            for clone, size in r["cleared"]:
-                print(f"  removed an abandoned clone on node {r['node'][:8]}: {clone} ({size / 1e6:.1f} MB)",
-                      flush=True)
+            report_removed(ray, attempts, shown)
     except KeyboardInterrupt:
-        cancel(ray, pending)
+        cancel(ray, pending, attempts, shown)
         sys.exit("interrupted: the cancelled runs stopped; the finished ones are on the remote, and the same command "
                  "submits the rest")
+    report_removed(ray, attempts, shown)  # a task does not wait for the actor: a late report
     return results, seen
 
 
@@ -217,12 +255,13 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where the parent ignored it
     remote = default_remote()
     origin, commit = origin_and_commit()
+    params = params_with(overrides)  # a bad -S stops here, before the cluster is asked anything
     ray = connect(address)
     costs["ray.init"] = time.time() - t0
     device = auto_device(ray, overrides)
     if device:  # configure resolves `auto` for the workers, not for this machine
         os.environ[AUTO_DEVICE] = device
-    Path("params.yaml").write_text(params_with(overrides))
+    Path("params.yaml").write_text(params)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     chosen = f"; train.device auto means {device} here (the cluster's), not written to params.yaml" if device else ""
     print(f"1/3 upstream stages: dvc repro {' '.join(UPSTREAM)}, then dvc push (commit {commit[:10]}"
@@ -246,7 +285,7 @@ def drive(address: str, per_device: int, overrides: list[str]) -> int:
     for module in (guard_module, task_module):  # the nodes need not have this version installed
         ray.cloudpickle.register_pickle_by_value(module)
     task = ray.remote(max_retries=2, **resources)(run_task)
-    attempts = ray.remote(num_cpus=0)(Attempts).remote()
+    attempts = attempts_actor(ray)
     pending = {task.remote(origin, commit, overrides, train, remote, device or "", attempts): train for train in runs}
     t = time.time()
     results, seen = collect(ray, pending, attempts)

@@ -1,5 +1,5 @@
-"""A Ray cluster of `ray start` processes on this machine, on 127.0.0.1, one CPU per node: what tests/test_ray.py
-and benchmarks/ray_vs_local.py run the runner against."""
+"""A Ray cluster of `ray start` processes on this machine, on 127.0.0.1, one CPU per node unless told: what
+tests/test_ray.py and benchmarks/ray_vs_local.py run the runner against."""
 import contextlib
 import os
 import shutil
@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 
-NODE = ["ray", "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+NODE = ["ray", "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
 
 
 def free_port() -> int:
@@ -40,7 +40,7 @@ def stop(procs) -> None:
 
 
 @contextlib.contextmanager
-def local_cluster(node_envs: list[dict], env: dict, ceiling_s: float = 600.0):
+def local_cluster(node_envs: list[dict], env: dict, ceiling_s: float = 600.0, cpus: int = 1):
     """Yield the address of a cluster with one node per entry of node_envs (the first is the head; each entry adds
     to env, e.g. MAINRUN_RAY_WORKDIR, a disk of its own); all nodes are alive when it yields. Raises RuntimeError
     when a node exits while starting, or (a hang, not load: nodes start in seconds to a minute) after ceiling_s."""
@@ -51,7 +51,7 @@ def local_cluster(node_envs: list[dict], env: dict, ceiling_s: float = 600.0):
         for i, extra in enumerate(node_envs):
             role = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"] if i == 0 \
                 else [f"--address={address}"]
-            procs.append(subprocess.Popen([*NODE, *role], env={**env, **extra}, **quiet))
+            procs.append(subprocess.Popen([*NODE, f"--num-cpus={cpus}", *role], env={**env, **extra}, **quiet))
         t0 = time.time()
         while alive(address, env) < len(node_envs):
             if any(p.poll() is not None for p in procs):

@@ -2,10 +2,13 @@
 and the upstream stages."""
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from ..config import MainrunError
 from ..configure import read_run_list
 from .guard import Busy, Guard, claim_repo, dvc_busy, guard_repo
 
@@ -104,9 +107,37 @@ def inputs_seen() -> tuple:
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(paths) if p.exists())
 
 
+GRAMMAR = "key=value changes a key, +key=value adds one, ++key=value sets it either way, ~key deletes it"
+
+
 def apply_overrides(overrides: list[str], path="params.yaml") -> None:
+    """`dvc exp run -S`'s Hydra overrides, applied to path as DVC applies them; a bad one raises MainrunError naming
+    it and the fix (DVC's own error buries Hydra's hint in a traceback), and leaves path as it was."""
+    from dvc.exceptions import InvalidArgumentError
     from dvc.utils.hydra import apply_overrides as apply  # what `dvc exp run -S` uses
-    apply(path, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        trial = Path(tmp, Path(path).name)
+        shutil.copyfile(path, trial)
+        try:
+            apply(str(trial), overrides)
+        except InvalidArgumentError:  # which one: each on its own, in order
+            for override in overrides:
+                try:
+                    apply(str(trial), [override])
+                except InvalidArgumentError as e:
+                    raise MainrunError(bad_override(override, e.__cause__ or e)) from None
+            raise
+        shutil.copyfile(trial, path)
+
+
+def bad_override(override: str, why: Exception) -> str:
+    """One line for an override Hydra rejects: the key, and the fix (a key params.yaml lacks needs `+`)."""
+    key = override.split("=", 1)[0]
+    if "To append to your config use" in str(why):
+        return (f"-S {override}: params.yaml has no key {key}; to add it, write -S +{override} "
+                f"(Hydra's grammar: {GRAMMAR})")
+    reason = " ".join(str(why).split("\n")[0].split()) or type(why).__name__
+    return f"-S {override}: {reason} (Hydra's grammar: {GRAMMAR})"
 
 
 def busy_in(log: str) -> str | None:

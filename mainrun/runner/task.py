@@ -25,17 +25,24 @@ AUTO_DEVICE = "MAINRUN_AUTO_DEVICE"  # what `train.device: auto` means to config
 
 
 class Attempts:
-    """The nodes each run started on (a Ray actor the tasks report to): a retried run's line says so."""
+    """What the tasks report as they start (a Ray actor on the driver's node): the nodes each run started on, so a
+    retried run's line says so, and the abandoned clones each task removed, so the driver reports them even when the
+    task that removed them is cancelled or dies."""
 
     def __init__(self):
         self.nodes: dict[str, list[str]] = {}
+        self.cleared: list[tuple[str, str, int]] = []  # (node, clone, bytes)
 
-    def start(self, run: str, node: str) -> int:
+    def start(self, run: str, node: str, cleared=()) -> int:
         self.nodes.setdefault(run, []).append(node)
+        self.cleared += [(node, clone, size) for clone, size in cleared]
         return len(self.nodes[run])
 
     def of(self, run: str) -> list[str]:
         return self.nodes.get(run, [])
+
+    def removed(self) -> list[tuple[str, str, int]]:
+        return self.cleared
 
 
 def node_root() -> Path:
@@ -97,14 +104,14 @@ def run_task(origin: str, commit: str, overrides: list[str], train: str, remote:
 
 
 def _run(origin, commit, overrides, train, remote, device, attempts, node) -> dict:
-    if node is None or attempts is not None:
-        import ray
     if node is None:
+        import ray
         node = ray.get_runtime_context().get_node_id()
-    attempt = 1 if attempts is None else ray.get(attempts.start.remote(train, node))
     root = node_root()
     root.mkdir(parents=True, exist_ok=True)
     cleared = clear_abandoned(root)
+    if attempts is not None:  # told now: a cancelled task returns nothing. Not awaited: a task blocked in ray.get
+        attempts.start.remote(train, node, cleared)  # gives up its CPUs, and the node would start another run
     clone = Clone(root, f"{commit[:10]}-{train.replace('@', '-')}", remote, node, device)
     ran, error = False, ""
     try:
@@ -121,7 +128,7 @@ def _run(origin, commit, overrides, train, remote, device, attempts, node) -> di
         clone.let_go()
     tail = clone.close(keep=bool(error))
     return {"train": train, "rc": int(bool(error)), "error": error, "node": node, "ran": ran, "times": clone.times,
-            "log": tail, "folder": str(clone.dir), "attempt": attempt, "cleared": cleared}
+            "log": tail, "folder": str(clone.dir), "cleared": cleared}
 
 
 class Clone:
