@@ -1,7 +1,6 @@
 """Strict parsing of params.yaml: an unknown key, a wrong type or a bad value fails with one line naming it."""
 import math
 import re
-from typing import Literal
 
 from .config import (ALT_TOKENIZERS, DELTA_KEYS, EXEC_CONFIG_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError,
                      check_seed, check_tokenizer_corpus, check_value, read_yaml, seed_run_name)
@@ -14,7 +13,7 @@ SECTIONS = {  # section -> the keys it may hold
     "noise": {"variants": list, "seeds": list},
     "scales": {"variants": list, "sizes": dict},
     "attribution": {"groups": dict},
-    "lr_sweep": {"factors": list, "variants": list | Literal["chain"], "parts": bool, "extend": dict, "extra": dict},
+    "lr_sweep": {"factors": list, "variants": list | str, "parts": bool, "extend": dict, "extra": dict},
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
@@ -150,6 +149,8 @@ def _check_lr_sweep(params: dict) -> None:
     spec, variants = params["lr_sweep"], params["variants"]
     _check_factors("lr_sweep.factors", spec["factors"])
     chosen = spec.get("variants", "chain")
+    if isinstance(chosen, str) and chosen != "chain":
+        raise ConfigError(f"lr_sweep.variants must be a list of variants or `chain` (the headline chain), got {chosen!r}")
     if chosen != "chain":
         _list_of("lr_sweep.variants", str, chosen)
         _distinct("lr_sweep.variants", chosen)
