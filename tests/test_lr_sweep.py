@@ -2,6 +2,7 @@
 when asked), strict factors, and the self-extending sweep's decisions on hand-made numbers."""
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,43 @@ def test_the_added_factors_are_written_as_params_that_pass_the_checks(params, tm
     check_params(written)
     assert written["lr_sweep"]["extra"] == {"r1_adamw": [8, 16], "small-r1_adamw": [0.125]}
     assert {"r1_adamw-lr16", "small-r1_adamw-lr0.125"} <= set(runs_on(written))
+
+
+def test_the_extend_loop_adds_factors_until_each_best_is_interior_or_at_the_cap(params, tmp_path, monkeypatch):
+    """The loop with a stand-in for the pipeline: configure, then every run's loss from its lr alone (a parabola in
+    log2 lr around an optimum per variant)."""
+    import yaml
+    from dvc.utils.hydra import apply_overrides
+
+    from mainrun.params import load_params
+    optimum = {"baseline": 6e-3 * 100, "r1_adamw": 1e-3 * 4}  # far beyond the cap of 8; 4x, inside it
+
+    def pipeline(jobs, sets):
+        calls.append(sets)
+        assert len(calls) < 10, "the loop does not stop"
+        if sets:
+            apply_overrides("params.yaml", sets)
+        for name in configure(load_params(), tok, "configs", "runs.yaml", cuda=False):
+            cfg = json.loads(Path("configs", f"{name}.json").read_text())
+            base = "baseline" if cfg["train"]["optimizer"] == "sgd" else "r1_adamw"
+            loss = 3 + (math.log2(cfg["train"]["lr"]) - math.log2(optimum[base])) ** 2
+            Path("metrics/eval").mkdir(parents=True, exist_ok=True)
+            Path("metrics/eval", f"{name}.json").write_text(json.dumps({"val_loss": loss, "val_bpb": loss}))
+
+    tok, calls = fake_tokenized(tmp_path / "tok"), []
+    sweep_on(params, factors=[0.5, 2], variants=["baseline", "r1_adamw"], extend={"cap": 8})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lr_extend, "pipeline", pipeline)
+    assert lr_extend.main([]) == 0
+    assert load_params()["lr_sweep"]["extra"] == {"baseline": [4.0, 8.0], "r1_adamw": [4.0, 8.0]}
+    assert len(calls) == 3  # the sweep, then 4x, then 8x (baseline's next, 16x, passes the cap; r1_adamw's best is 4x)
+
+
+def test_extend_with_the_sweep_off_says_how_to_switch_it_on(params, tmp_path, monkeypatch):
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(lr_extend.MainrunError, match=r"studies.lr_sweep is off; switch it on"):
+        lr_extend.main([])
