@@ -17,6 +17,7 @@ def runs(params: dict, found: dict[str, Run]) -> dict[str, Run]:
                 raise ConfigError(f"noise.seeds: {seed} is the seed {name!r} already trains with, so its repeat would "
                                   f"measure no noise; list other seeds, e.g. [{seed + 1}, {seed + 2}]")
             settings, run = {**found[name].settings, "seed": seed}, seed_run_name(name, seed)
-            added[run] = Run(settings, {"name": run, "parent": None, "group": None, "repeat_of": name,
-                                        "study": settings["study"], "enabled": is_enabled(settings, params)}, "noise", name)
+            row = {"name": run, "parent": None, "group": None, "repeat_of": name, "study": settings["study"],
+                   "enabled": is_enabled(settings, params)}
+            added[run] = Run(settings, row, "noise", name)
     return added
