@@ -17,9 +17,9 @@ SECTIONS = {  # section -> the keys it may hold
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
-REQUIRED = ("data", "noise", "scales", "attribution")
+REQUIRED = ("data", "noise", "scales", "attribution")  # sections whose every key a stage reads; model and train default to Mainrun's
 REQUIRED_KEYS = {"lr_sweep": ("factors",)}  # the others default: variants chain, parts false, extend.cap LR_CAP, extra {}
-LR_CAP = 256  # lr_sweep.extend.cap's default: python -m mainrun.lr_extend stops at cap x and 1/cap x a run's lr  # sections whose every key a stage reads; model and train default to Mainrun's
+LR_CAP = 256  # lr_sweep.extend.cap's default: python -m mainrun.lr_extend stops at cap x and 1/cap x a run's lr
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
 SIZE_NAME = re.compile(r"[A-Za-z0-9_]+")  # a size starts a run's name: <size>-<variant>
 SIZE_KEYS = ("n_layer", "n_head", "d_model")
