@@ -10,11 +10,12 @@ on, every part run is trained at every size as well (`small-r4_2_rope-alone-pos`
 from dataclasses import dataclass
 
 from .config import ConfigError, is_enabled, variant_parents
+from .study import Run, identity, study_run
 
 MODES = ("alone", "drop")
 
 
-def attribution_on(params: dict) -> bool:
+def on(params: dict) -> bool:
     return bool(params["studies"].get("attribution", False))
 
 
@@ -74,23 +75,26 @@ class PartRun:
 def attribution_runs(params: dict, runs: dict[str, dict]) -> dict[str, PartRun]:
     """Every part run, switched on or off; runs: each default run's flat settings (configure.run_settings)."""
     parents, found = variant_parents(params), {}
-    known = {name: _identity(s) for name, s in runs.items() if is_enabled(s, params)}  # the runs that train
+    known = {name: identity(s) for name, s in runs.items() if is_enabled(s, params)}  # the runs that train
     for step, parts in split_steps(params).items():
         parent, whole = runs[parents[step]], runs[step]
         for mode in MODES:
             for part, keys in parts.items():
                 base, source = (parent, whole) if mode == "alone" else (whole, parent)
                 settings = {**base, **{k: source[k] for k in keys}, "study": "attribution"}
-                same = next((n for n, ident in known.items() if ident == _identity(settings)), None)
+                same = next((n for n, ident in known.items() if ident == identity(settings)), None)
                 name = part_run_name(step, mode, part)
                 if name in runs:
                     raise ConfigError(f"variant name {name!r} is also the name of the attribution study's run of "
                                       f"{step!r} {mode} {part!r}; rename the variant")
                 found[name] = PartRun(settings, step, part, mode, parents[step], same)
                 if same is None:
-                    known[name] = _identity(settings)
+                    known[name] = identity(settings)
     return found
 
 
-def _identity(settings: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in settings.items() if k != "study"))
+def runs(params: dict, found: dict[str, Run]) -> dict[str, Run]:
+    """The study's runs (a generator, not an axis): every part run of the runs found so far, as rows."""
+    parts = attribution_runs(params, {name: run.settings for name, run in found.items()})
+    return {name: study_run(name, p.settings, "attribution", p.same_as, parent=p.parent, step=p.step, part=p.part,
+                            mode=p.mode) for name, p in parts.items()}

@@ -1,8 +1,8 @@
 """Resolve params.yaml into one config file per run, so DVC's content hashes decide exactly what re-trains.
 
-A run is a variant, a variant at an extra seed from `noise`, or one of those at another size (mainrun/scale.py).
-Its file holds the resolved model and training settings and the fingerprint of the tokenized data it reads: a file
-that did not change means nothing to redo.
+A run is a variant, or a run a study adds: the studies of STUDIES, each reading the runs found before it
+(mainrun/study.py). Its file holds the resolved model and training settings and the fingerprint of the tokenized
+data it reads: a file that did not change means nothing to redo.
 """
 import ctypes
 import json
@@ -11,12 +11,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .attribution import attribution_on, attribution_runs
+from . import attribution, lr_sweep, noise, scale
 from .config import (ALT_TOKENIZERS, ConfigError, RunConfig, is_enabled, read_yaml, resolve_variants,
-                     seed_run_name, split_settings, tokenized_name, variant_parents)
+                     split_settings, tokenized_name, variant_parents)
 from .runlog import write_json
-from .scale import scale_on, scale_runs
+from .study import Run
 from .tokenized import load_meta
+
+STUDIES = (noise, attribution, scale, lr_sweep)  # in this order: each one multiplies the runs of those before it
 
 
 def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
@@ -25,26 +27,43 @@ def tokenized_dir(root, kind: str, vocab_size: int) -> Path:
     return Path(root) / ("alt/" + kind if kind in ALT_TOKENIZERS else tokenized_name(kind, vocab_size))
 
 
+def variant_runs(params: dict) -> dict[str, Run]:
+    """Every variant, switched on or off, with its parent and its chain (a `from:` starts one)."""
+    for taken in ("runs", "new_runs"):
+        if taken in params["variants"]:
+            raise ConfigError(f"a variant may not be called '{taken}': configs/{taken}.json is the configure stage's")
+    settings, found, group = resolve_variants(params), {}, -1
+    for name, parent in variant_parents(params).items():
+        group += not found or "from" in (params["variants"][name] or {})
+        found[name] = Run(settings[name], {"name": name, "parent": parent, "group": group, "repeat_of": None,
+                                           "study": settings[name]["study"],
+                                           "enabled": is_enabled(settings[name], params)})
+    return found
+
+
+def all_runs(params: dict) -> dict[str, Run]:
+    """The variants, their seed repeats, then the runs of each study that is on, in STUDIES' order."""
+    found = variant_runs(params)
+    for study in STUDIES:
+        if study.on(params):
+            for name, run in study.runs(params, found).items():
+                if name in found:
+                    raise ConfigError(f"variant name {name!r} is also the name of a run of the "
+                                      f"{study.__name__.rpartition('.')[2]} study; rename the variant")
+                found[name] = run
+    return found
+
+
 def run_settings(params: dict) -> dict[str, dict]:
-    """Every run's flat settings: the variants, then each noise variant (check_params made sure it exists) at each
-    extra seed."""
-    variants = resolve_variants(params)
-    runs = dict(variants)
-    for name in params["noise"]["variants"]:
-        for seed in params["noise"]["seeds"]:
-            if seed == variants[name]["seed"]:  # the same run again: its spread of 0 would pass for no noise
-                raise ConfigError(f"noise.seeds: {seed} is the seed {name!r} already trains with, so its repeat would "
-                                  f"measure no noise; list other seeds, e.g. [{seed + 1}, {seed + 2}]")
-            runs[seed_run_name(name, seed)] = {**variants[name], "seed": seed}
-    return runs
+    """Every default run's flat settings: the variants, then each noise variant at each extra seed."""
+    found = variant_runs(params)
+    return {name: run.settings for name, run in {**found, **noise.runs(params, found)}.items()}
 
 
 def check_runs(params: dict) -> None:
     """Every run that is on resolves to a valid model and training config (ranges, combinations, a vocabulary that
     is built): configure's checks that need no tokenized data, named by the first run the bad value reaches."""
-    for name, settings in run_settings(params).items():
-        if not is_enabled(settings, params):
-            continue
+    for name, settings in runs_on(params).items():
         try:
             split_settings({k: v for k, v in settings.items() if k != "study"})
         except ConfigError as e:
@@ -126,18 +145,9 @@ RUN_LIST = "runs.yaml"  # dvc.yaml's `vars`: the runs it makes a train stage for
 
 
 def runs_on(params: dict) -> dict[str, dict]:
-    """{run: flat settings} of every run that trains, in order: the variants and seed repeats of the studies that
-    are on, then the attribution study's part runs, then the scale study's runs. A run whose settings another run
-    has (same_as) is not one."""
-    runs = run_settings(params)
-    parts = {n: p for n, p in attribution_runs(params, runs).items() if p.same_as is None}
-    on = {n: s for n, s in runs.items() if is_enabled(s, params)}
-    if attribution_on(params):
-        on.update({n: p.settings for n, p in parts.items()})
-    if scale_on(params):
-        scaled = scale_runs(params, runs, parts if attribution_on(params) else None)
-        on.update({n: r.settings for n, r in scaled.items() if r.same_as is None})
-    return on
+    """{run: flat settings} of every run that trains, in order (all_runs'): a run another run stands for (same_as) is
+    not one."""
+    return {name: run.settings for name, run in all_runs(params).items() if run.trains}
 
 
 def read_run_list(path=RUN_LIST) -> list[str]:
@@ -174,31 +184,8 @@ def configure(params: dict, tokenized_root, out_dir, run_list, cuda: bool | None
 
 
 def run_index(params: dict) -> list[dict]:
-    """For the report, each run in order: its parent, its chain (a `from:` starts one), its study, whether it
-    runs, and for a seed run the variant it repeats; then, when studies.attribution is on, the part runs, each with
-    its step, part and mode (alone|drop) and the run it is (same_as) where another run has its settings; then, when
-    studies.scale is on, the scale runs, each with its size, the run it scales and the default run it is (same_as)."""
-    for taken in ("runs", "new_runs"):
-        if taken in params["variants"]:
-            raise ConfigError(f"a variant may not be called '{taken}': configs/{taken}.json is the configure stage's")
-    settings, parents = run_settings(params), variant_parents(params)
-    index, group = [], -1
-    for name, parent in parents.items():
-        group += not index or "from" in (params["variants"][name] or {})
-        index.append({"name": name, "parent": parent, "group": group, "repeat_of": None})
-    for variant in params["noise"]["variants"]:
-        index += [{"name": seed_run_name(variant, s), "parent": None, "group": None, "repeat_of": variant}
-                  for s in params["noise"]["seeds"]]
-    for row in index:
-        row.update(study=settings[row["name"]]["study"], enabled=is_enabled(settings[row["name"]], params))
-    parts = attribution_runs(params, settings) if attribution_on(params) else {}
-    index += [{"name": n, "parent": p.parent, "group": None, "repeat_of": None, "study": "attribution",
-               "enabled": p.same_as is None, "step": p.step, "part": p.part, "mode": p.mode, "same_as": p.same_as}
-              for n, p in parts.items()]  # its rows, like the scale study's, only while it is on
-    if not scale_on(params):
-        return index
-    trained = {n: p for n, p in parts.items() if p.same_as is None}
-    index += [{"name": n, "parent": r.parent, "group": None, "repeat_of": r.repeat_of, "study": "scale",
-               "enabled": r.same_as is None, "size": r.size, "variant": r.variant, "same_as": r.same_as}
-              for n, r in scale_runs(params, settings, trained).items()]
-    return index
+    """For the report, each run's row in order: the variants (parent, chain, study, whether it runs), the seed
+    repeats (the variant each repeats), then each study's rows while it is on: the attribution study's (step, part,
+    mode), the scale study's (size, the run it scales), the lr sweep's (the run it sweeps, lr_factor, size), each with
+    the run it is (same_as) where another run has its settings (mainrun/attribution.py, scale.py, lr_sweep.py)."""
+    return [run.row for run in all_runs(params).values()]

@@ -1,4 +1,5 @@
 """Strict parsing of params.yaml: an unknown key, a wrong type or a bad value fails with one line naming it."""
+import math
 import re
 
 from .config import (ALT_TOKENIZERS, DELTA_KEYS, EXEC_CONFIG_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError,
@@ -12,10 +13,13 @@ SECTIONS = {  # section -> the keys it may hold
     "noise": {"variants": list, "seeds": list},
     "scales": {"variants": list, "sizes": dict},
     "attribution": {"groups": dict},
+    "lr_sweep": {"factors": list, "variants": list | str, "parts": bool, "extend": dict, "extra": dict},
 }
 TOP_LEVEL = {"seed": int, "vocab_size": int, "vocab_sizes": list, **{k: dict for k in SECTIONS},
              "variants": dict, "studies": dict, "alt_tokenizers": dict}
 REQUIRED = ("data", "noise", "scales", "attribution")  # sections whose every key a stage reads; model and train default to Mainrun's
+REQUIRED_KEYS = {"lr_sweep": ("factors",)}  # the others default: variants chain, parts false, extend.cap LR_CAP, extra {}
+LR_CAP = 256  # lr_sweep.extend.cap's default: python -m mainrun.lr_extend stops at cap x and 1/cap x a run's lr
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant names files, folders and DVC stages
 SIZE_NAME = re.compile(r"[A-Za-z0-9_]+")  # a size starts a run's name: <size>-<variant>
 SIZE_KEYS = ("n_layer", "n_head", "d_model")
@@ -124,6 +128,54 @@ def _check_scales(params: dict) -> None:
                                   "scales.sizes; rename the variant or the size")
 
 
+def _check_factors(path: str, factors: list) -> None:
+    """Learning-rate factors: positive finite numbers, each once, never 1 (the swept run itself)."""
+    seen = {}
+    for i, f in enumerate(factors):
+        check_value(f"{path}[{i}]", float, f)
+        if not (math.isfinite(f) and f > 0):
+            raise ConfigError(f"{path}[{i}]: {f} is not a learning-rate factor; use positive numbers, e.g. "
+                              "[0.25, 0.5, 2, 4]")
+        if f == 1:
+            raise ConfigError(f"{path}[{i}]: factor 1 is the swept run itself, always in the sweep and never trained "
+                              "twice; leave it out")
+        if float(f) in seen:
+            raise ConfigError(f"{path} lists {seen[float(f)]!r} and {f!r}, one factor; list each once")
+        seen[float(f)] = f
+
+
+def _check_lr_sweep(params: dict) -> None:
+    """lr_sweep: the learning-rate sweep's factors, variants and extension (mainrun/lr_sweep.py)."""
+    spec, variants = params["lr_sweep"], params["variants"]
+    _check_factors("lr_sweep.factors", spec["factors"])
+    chosen = spec.get("variants", "chain")
+    if isinstance(chosen, str) and chosen != "chain":
+        raise ConfigError(f"lr_sweep.variants must be a list of variants or `chain` (the headline chain), got {chosen!r}")
+    if chosen != "chain":
+        _list_of("lr_sweep.variants", str, chosen)
+        _distinct("lr_sweep.variants", chosen)
+        for name in chosen:
+            if name not in variants and params["studies"].get("lr_sweep"):  # off: a stale name makes nothing
+                raise ConfigError(f"lr_sweep.variants: {name!r} is not a variant; choose from {', '.join(variants)}, "
+                                  "or write `chain` (the headline chain)")
+            if (variants.get(name) or {}).get("study"):
+                raise ConfigError(f"lr_sweep.variants: {name!r} belongs to the opt-in study "
+                                  f"{variants[name]['study']!r}; the sweep takes variants that always run")
+    cap = _mapping("lr_sweep.extend", spec.get("extend", {}), {"cap"}).get("cap", LR_CAP)
+    check_value("lr_sweep.extend.cap", float, cap)
+    if not (math.isfinite(cap) and cap > 1):
+        raise ConfigError(f"lr_sweep.extend.cap must be a number above 1 (the sweep extends up to cap times and "
+                          f"1/cap times each run's lr), got {cap}")
+    factors = {float(f) for f in spec["factors"]}
+    for run, extra in spec.get("extra", {}).items():
+        check_value(f"lr_sweep.extra.{run}", list, extra)
+        _check_factors(f"lr_sweep.extra.{run}", extra)
+        both = sorted(factors & {float(f) for f in extra})
+        if both:
+            raise ConfigError(f"lr_sweep.extra.{run} lists {both[0]:g}, which lr_sweep.factors has already; "
+                              "drop it from lr_sweep.extra")
+
+
 def _check_groups(groups: dict) -> None:
     """attribution.groups: {part name: [delta keys]}, each key in one group at most."""
     seen = {}
@@ -158,7 +210,7 @@ def check_params(params: dict) -> None:
     for section, keys in SECTIONS.items():
         for key, value in _mapping(section, params[section], keys).items():
             check_value(f"{section}.{key}", keys[key], value)
-        for key in keys if section in REQUIRED else ():
+        for key in keys if section in REQUIRED else REQUIRED_KEYS.get(section, ()):
             if key not in params[section]:
                 raise ConfigError(f"params.yaml: missing key '{section}.{key}' (see the committed params.yaml)")
     check_seed("seed", params["seed"])
@@ -182,6 +234,7 @@ def check_params(params: dict) -> None:
     missing = sorted(used_studies - set(params["studies"]))
     if missing:
         raise ConfigError(f"study '{missing[0]}' is used in params.yaml but has no switch: add studies.{missing[0]}: false")
-    for study, on in _mapping("studies", params["studies"], used_studies).items():
-        check_value(f"studies.{study}", bool, on)
+    for study, on in _mapping("studies", params["studies"], used_studies | {"lr_sweep"}).items():
+        check_value(f"studies.{study}", bool, on)  # lr_sweep may be left out: then it is off
     _check_scales(params)
+    _check_lr_sweep(params)

@@ -151,7 +151,7 @@ def test_stages_print_one_error_line_and_exit_1(tmp_path, params):
     params["vocab_szie"] = 16000
     p = stage(tmp_path, "configure", params, "--tokenized", "tok", "--out", "configs", "--runs", "runs.yaml")
     assert (p.returncode, p.stderr) == (1, "error: params.yaml: unknown top-level key 'vocab_szie'; allowed: "
-                                            "alt_tokenizers, attribution, data, model, noise, scales, seed, studies, train, "
+                                            "alt_tokenizers, attribution, data, lr_sweep, model, noise, scales, seed, studies, train, "
                                             f"variants, vocab_size, vocab_sizes ({UNDO})\n")
 
 

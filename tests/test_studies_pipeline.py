@@ -1,8 +1,10 @@
 """The opt-in scale and attribution studies in one tiny DVC repo: switching each on trains only its own runs (the
 scale study's through new_runs in the same `dvc repro`), each part of the split step at every size; switching both
-off gives the default report back byte for byte, and on again restores their runs without training."""
+off gives the default report back byte for byte, and on again restores their runs without training. The lr sweep on
+top trains its one factor at both sizes and nothing else; off again, the report is as before."""
 import json
 import re
+import time
 
 import pytest
 
@@ -18,7 +20,8 @@ def one_split_step(params):
     params["variants"] = {"baseline": {"vocab_size": 300, "block_size": 16},
                           "swiglu": {"mlp": "swiglu", "mlp_bias": False}}
     params["noise"] = {"variants": ["baseline"], "seeds": [7]}
-    params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}
+    params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False, "lr_sweep": False}
+    params["lr_sweep"] = {"factors": [2], "variants": ["swiglu"]}
     params["scales"] = {"variants": ["baseline", "swiglu"],
                         "sizes": {"small": {"n_layer": 1, "n_head": 2, "d_model": 8},
                                   "base": {"n_layer": 1, "n_head": 2, "d_model": 16}}}
@@ -97,8 +100,16 @@ def test_each_study_trains_only_its_runs_and_off_restores_the_default_report(rep
     assert (repo / "reports" / "report.md").read_text() == default_report
     assert not [s for s in stages(repo) if "small-" in s or "-alone-" in s]
 
-    # both on again: every run they need is in DVC's cache
-    again = switch(repo, attribution=True, scale=True)
-    assert not trained(again), again
+    # both on again, and the lr sweep with them: every run they need is in DVC's cache; only the sweep's runs train
+    # (the swept step at lr x 2, at both sizes; base is the default runs)
+    t0 = time.time()
+    swept = {"swiglu-lr2", "small-swiglu-lr2"}
+    again = switch(repo, attribution=True, scale=True, lr_sweep=True)
+    assert trained(again) == swept, again
     assert re.search(r"Stage 'train@small-baseline' (is cached - skipping run|didn't change)", again)
-    assert (repo / "reports" / "report.md").read_text() == report
+    lrs = {n: json.loads((repo / "configs" / f"{n}.json").read_text())["train"]["lr"] for n in ("swiglu", *swept)}
+    assert lrs["swiglu-lr2"] == 2 * lrs["swiglu"] and (repo / "metrics" / "eval" / "small-swiglu-lr2.json").is_file()
+    # the sweep off: its stages write markers, and the report is the one before it, byte for byte
+    off = switch(repo, lr_sweep=False)
+    assert trained(off) == swept and (repo / "reports" / "report.md").read_text() == report
+    print(f"the last two switches: {time.time() - t0:.0f} s")
