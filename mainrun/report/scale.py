@@ -55,9 +55,10 @@ def read_scale(configs_dir, metrics_dir, live_dir, runs: dict[str, Run], default
 
 
 def chain_rows(index: list[dict]) -> list[dict]:
-    """The scale runs of the chain and its seed repeats (the attribution study's part runs at each size are its)."""
+    """The scale runs of the chain and its seed repeats (the attribution study's part runs at each size are its, the
+    lr sweep's runs at each size lr_sweep.py's)."""
     parts = {r["name"] for r in index if "step" in r}
-    return [r for r in index if "size" in r and r["variant"] not in parts]
+    return [r for r in index if "size" in r and "lr_factor" not in r and r["variant"] not in parts]
 
 
 def steps(sizes: list[Size], index: list[dict]) -> list[tuple[str, str]]:
