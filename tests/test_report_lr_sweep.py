@@ -7,7 +7,7 @@ import math
 import pytest
 
 from conftest import committed_params
-from mainrun.report import build_report
+from mainrun.report import build_report, lr_sweep, render_lr_sweep
 from mainrun.report.analyse import Noise
 from mainrun.report.load import Run
 from mainrun.report.lr_sweep import Point, Sweep, outcome, pair, sensitivity_threshold, study
@@ -184,16 +184,17 @@ def sweep_values() -> dict:
     return values
 
 
-def add_sweep(root, values: dict):
-    """Each (variant, factor) as the interface writes it: its row in configs/runs.json, its config (lr × factor)."""
+def add_sweep(root, values: dict, rows=True):
+    """Each (variant, factor) as the interface writes it: its config (lr × factor), and its row in configs/runs.json
+    while the study is on."""
     index = json.loads((root / "configs" / "runs.json").read_text())
     for (variant, f), v in values.items():
         config = json.loads((root / "configs" / f"{variant}.json").read_text())
         name = f"{variant}-lr{f:g}"
         config["train"]["lr"] *= f
         write_json(root / "configs" / f"{name}.json", {**config, "name": name, "study": "lr_sweep"})
-        index["runs"].append({"name": name, "parent": None, "group": None, "repeat_of": None, "study": "lr_sweep",
-                              "enabled": True, "variant": variant, "lr_factor": f, "size": None, "same_as": None})
+        index["runs"] += [{"name": name, "parent": None, "group": None, "repeat_of": None, "study": "lr_sweep",
+                           "enabled": True, "variant": variant, "lr_factor": f, "size": None, "same_as": None}] * rows
     write_json(root / "configs" / "runs.json", index)
 
 
@@ -205,32 +206,51 @@ def build(root, params):
     return files, summary, sorted(p.name for p in (root / "reports" / "figures").iterdir())
 
 
-def test_the_section_on_and_off_gives_the_default_report_byte_for_byte(tmp_path):
+def test_off_the_report_is_the_default_one_byte_for_byte(tmp_path, monkeypatch):
+    """Today's report (every lr-sweep function stubbed out) against the report with the study switched off: its
+    runs' configs and metrics left behind, no row in configs/runs.json."""
     params = committed_params()
     params["data"]["source"] = "synthetic"
     values = sweep_values()
     fake_artifacts(tmp_path, params, chain_values() | {f"{v}-lr{f:g}": x for (v, f), x in values.items()})
-    before = build(tmp_path, params)
-    index = (tmp_path / "configs" / "runs.json").read_bytes()
+    add_sweep(tmp_path, values, rows=False)
+    with monkeypatch.context() as m:
+        for module, name, stub in [(lr_sweep, "load_runs", {}), (lr_sweep, "study", []),
+                                   (lr_sweep, "only_with_tuned", None), (render_lr_sweep, "opening", []),
+                                   (render_lr_sweep, "section", ([], [], None)), (render_lr_sweep, "only_with", [])]:
+            m.setattr(module, name, lambda *a, stub=stub, **k: stub)
+        today = build(tmp_path, params)
+    assert build(tmp_path, params) == today and "lr_sweep" not in today[1]
+
+
+def test_the_section_end_to_end(tmp_path):
+    params = committed_params()
+    params["data"]["source"] = "synthetic"
+    values = sweep_values()
+    fake_artifacts(tmp_path, params, chain_values() | {f"{v}-lr{f:g}": x for (v, f), x in values.items()})
     add_sweep(tmp_path, values)
     files, summary, figures = build(tmp_path, params)
     text = files["report.md"].decode()
     assert "## Does each verdict survive a tuned learning rate?" in text and "lr_sweep_default.png" in figures
+    assert "## Does each recommendation hold as the model grows?" not in text  # its rows are not the scale study's
     steps = {tuple(s["step"]): s for s in summary["lr_sweep"]["sizes"]["default"]["steps"]}
     assert list(steps) == list(zip(HEADLINE, HEADLINE[1:]))
     assert steps[("baseline", "r1_adamw")]["outcome"] == "reverses"  # SGD at ×4 reaches 0.74
     assert steps[("baseline", "r1_adamw")]["ref"] == {"best": {"factor": 4, "lr": pytest.approx(4 * 6e-3)},
                                                       "edge": "largest", "add_factor": 8, "flat": []}
-    assert steps[("r4_2_rope", "r4_3_swiglu")]["outcome"] == "reverses"
+    assert ("| r4_2_rope → r4_3_swiglu | legacy val_loss | -0.0500 (±0.028): better | ×2 (0.002) | ×1 (0.001) | "
+            "+0.0300 (±0.028): worse | **reverses** |") in text
     assert steps[("r1_adamw", "r2_vocab")]["metric"] == "val_bpb" and steps[("r1_adamw", "r2_vocab")]["outcome"] == (
         "holds")
     assert summary["lr_sweep"]["changed"] == ["baseline → r1_adamw (reverses)", "r4_2_rope → r4_3_swiglu (reverses)"]
-    assert ("these verdicts change: baseline → r1_adamw (reverses); r4_2_rope → r4_3_swiglu (reverses)."
-            in text.split("## Write-up")[0])  # in the opening section
-    assert "\"Only with AdamW\" holds with a tuned lr (does not hold at the default lr)." in text.split("## Write")[0]
+    opening = text.split("## Write-up")[0]
+    assert "these verdicts change: baseline → r1_adamw (reverses); r4_2_rope → r4_3_swiglu (reverses)." in opening
+    assert "\"Only with AdamW\" holds with a tuned lr (does not hold at the default lr)." in opening
     assert "baseline's best lr is the largest factor swept (×4): its optimum may lie beyond it; add ×8." in text
     assert summary["lr_sweep"]["only_with_adamw"] == {"default": "does not hold", "tuned": "holds"}
+    assert ("| baseline → sgd_parallel | legacy val_loss | -0.7500 (±0.028): better | ×4 (0.024) | ×1 (0.006) | "
+            "+0.0100 (±0.028): within noise | **gain vanishes** |") in text
+    assert ("| r1_adamw → adamw_parallel | legacy val_loss | -0.5000 (±0.028): better | ×1 (0.001) | ×1 (0.001) | "
+            "-0.5000 (±0.028): better | **holds** |") in text
     assert "\"only with AdamW\" holds: the verdict does not survive** (at the default lr: does not hold)" in text
-    write = (tmp_path / "configs" / "runs.json").write_bytes
-    write(index)  # switched off: its rows gone, its configs and metrics left behind
-    assert build(tmp_path, params) == before
+    assert json.loads(files["summary.json"])["lr_sweep"] == summary["lr_sweep"]
