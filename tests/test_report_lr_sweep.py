@@ -103,7 +103,8 @@ def test_lr_sensitivity_is_the_mean_loss_above_the_best_over_the_lrs_both_swept(
 
 
 def run_at(name, loss, parent=None, lr=1e-3, **settings):
-    return Run(name, {"lr": lr, "vocab_size": 1000, **settings}, parent, metrics={"val_loss": loss, "val_bpb": loss})
+    return Run(name, {"lr": lr, "vocab_size": 1000, "n_layer": 2, "d_model": 8, **settings}, parent,
+               metrics={"val_loss": loss, "val_bpb": loss, "params": 10})
 
 
 def sweep_index(names: dict, size=None, factors=(0.5, 2)) -> list[dict]:
@@ -149,7 +150,7 @@ def test_renaming_every_run_changes_no_number():
     assert [p.outcome for _, p in found[0][0].steps] == ["gain vanishes", "holds"]  # a→b: -0.05, then 3.0 vs 3.0
 
 
-def test_each_size_uses_its_own_runs_and_noise():
+def test_each_size_uses_its_own_runs_and_noise(tmp_path):
     """The same chain at a second size, every loss ×1.1, with 10 times the seed noise there."""
     names = {v: v for v in "abc"} | {(v, f): f"{v}-lr{f:g}" for v in "abc" for f in (0.5, 2)}
     big = {k: f"big-{n}" for k, n in names.items()}
@@ -165,6 +166,12 @@ def test_each_size_uses_its_own_runs_and_noise():
     assert ab_large.default.delta == pytest.approx(1.1 * (3.05 - 3.1))
     assert ab_large.threshold == pytest.approx(2 * math.sqrt(2) * 0.1) and ab_large.outcome == "holds"
     assert ab_small.threshold == pytest.approx(2 * math.sqrt(2) * 0.01) and ab_small.outcome == "gain vanishes"
+    lines, draws, summary = render_lr_sweep.section([small, large], sizes, 256, tmp_path)
+    assert [line for line in lines if line.startswith("### ")] == ["### Size small (2×8)", "### Size big (2×8)"]
+    assert list(summary["sizes"]) == ["small", "big"] and summary["changed"] == ["a → b (gain vanishes, size small)"]
+    for draw in draws:
+        draw()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr_sweep_big.png", "lr_sweep_small.png"]
 
 
 # The end to end test: the committed chains at chain_values() (σ = 0.01 on the legacy figure, 0.015 on val_bpb), the
