@@ -3,6 +3,7 @@ lr sensitivity, names that change no number, each size on its own runs and noise
 byte for byte."""
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -150,6 +151,17 @@ def test_renaming_every_run_changes_no_number():
     assert [p.outcome for _, p in found[0][0].steps] == ["gain vanishes", "holds"]  # a→b: -0.05, then 3.0 vs 3.0
 
 
+def test_a_sweep_run_that_is_another_run_takes_that_runs_numbers():
+    """A row whose settings another run already has (same_as) is that run: configure trains it once."""
+    names = {v: v for v in "abc"} | {(v, f): f"{v}-lr{f:g}" for v in "abc" for f in (0.5, 2)}
+    pool = chain(names)
+    plain = study(sweep_index(names), pool, {v: pool[v] for v in "abc"}, NOISE, [])
+    index = [{**r, "same_as": "twin"} if r["name"] == "b-lr2" else r for r in sweep_index(names)]
+    pool["twin"] = replace(pool.pop("b-lr2"), name="twin")
+    found = study(index, pool, {v: pool[v] for v in "abc"}, NOISE, [])
+    assert numbers(found) == numbers(plain) and found[0].sweeps["b"].points[-1].run.name == "twin"
+
+
 def test_each_size_uses_its_own_runs_and_noise(tmp_path):
     """The same chain at a second size, every loss ×1.1, with 10 times the seed noise there."""
     names = {v: v for v in "abc"} | {(v, f): f"{v}-lr{f:g}" for v in "abc" for f in (0.5, 2)}
@@ -241,7 +253,7 @@ def test_the_section_end_to_end(tmp_path):
     assert "## Does each verdict survive a tuned learning rate?" in text and "lr_sweep_default.png" in figures
     assert "## Does each recommendation hold as the model grows?" not in text  # its rows are not the scale study's
     steps = {tuple(s["step"]): s for s in summary["lr_sweep"]["sizes"]["default"]["steps"]}
-    assert list(steps) == list(zip(HEADLINE, HEADLINE[1:]))
+    assert list(steps) == list(zip(HEADLINE, HEADLINE[1:])) and "Each step of the headline chain:" in text
     assert steps[("baseline", "r1_adamw")]["outcome"] == "reverses"  # SGD at ×4 reaches 0.74
     assert steps[("baseline", "r1_adamw")]["ref"] == {"best": {"factor": 4, "lr": pytest.approx(4 * 6e-3)},
                                                       "edge": "largest", "add_factor": 8, "flat": []}
@@ -261,3 +273,16 @@ def test_the_section_end_to_end(tmp_path):
             "-0.5000 (±0.028): better | **holds** |") in text
     assert "\"only with AdamW\" holds: the verdict does not survive** (at the default lr: does not hold)" in text
     assert json.loads(files["summary.json"])["lr_sweep"] == summary["lr_sweep"]
+
+
+def test_a_sweep_run_is_never_read_as_a_default_run(tmp_path):
+    """Even a sweep row without a size (the interface writes one) stays out of the default runs."""
+    from mainrun.report.load import read_configs
+    config = {"model": {}, "train": {"vocab_size_requested": 100, "lr": 1e-3}, "data": {}}
+    rows = [{"name": "v", "parent": None, "group": 0, "study": None, "repeat_of": None, "enabled": True},
+            {"name": "w", "parent": None, "group": None, "study": "lr_sweep", "repeat_of": None, "enabled": True,
+             "variant": "v", "lr_factor": 2}]
+    for name in ("v", "w"):
+        write_json(tmp_path / f"{name}.json", config)
+    write_json(tmp_path / "runs.json", {"runs": rows})
+    assert list(read_configs(tmp_path)) == ["v"]

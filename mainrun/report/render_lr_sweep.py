@@ -6,7 +6,8 @@ from .analyse import RULE
 from .render import METRIC, table
 
 def x(f: float) -> str:
-    return f"×{f:g}"
+    """A factor as the report writes it: ×4, ×1, ÷4."""
+    return f"×{f:g}" if f >= 1 else f"÷{1 / f:g}"
 
 
 def lr_cell(p) -> str:
