@@ -266,6 +266,7 @@ def test_the_section_end_to_end(tmp_path):
     assert "these verdicts change: baseline → r1_adamw (reverses); r4_2_rope → r4_3_swiglu (reverses)." in opening
     assert "\"Only with AdamW\" holds with a tuned lr (does not hold at the default lr)." in opening
     assert "baseline's best lr is the largest factor swept (×4): its optimum may lie beyond it; add ×8." in text
+    assert text.count("- So baseline → r1_adamw's Δ best against best is a lower bound (the reference side") == 1
     assert summary["lr_sweep"]["only_with_adamw"] == {"default": "does not hold", "tuned": "holds"}
     assert ("| baseline → sgd_parallel | legacy val_loss | -0.7500 (±0.028): better | ×4 (0.024) | ×1 (0.006) | "
             "+0.0100 (±0.028): within noise | **gain vanishes** |") in text

@@ -206,15 +206,16 @@ def study(index: list[dict], pool: dict[str, Run], runs: dict[str, Run], noise: 
 
 def chain_labels(index: list[dict], runs: dict[str, Run]) -> dict[str, str]:
     """{run name at any size: the chain its default-size variant belongs to}: 'the headline chain', 'the chain on
-    X' (X: the base its first variant stands on), or 'attribution parts'."""
-    groups = chains(runs)
+    X' (X: the base its first variant stands on), the attribution study's part runs, or other swept variants."""
+    groups, parts = chains(runs), {r["name"] for r in index if "step" in r}
     label = {g: "the headline chain" if g == 0 else f"the chain on {runs[names[0]].parent}"
              for g, names in groups.items()}
     of = {n: label[g] for g, names in groups.items() for n in names}
     found = {}
     for r in index:
         base = r.get("variant", r["name"]) if r.get("size") else r["name"]
-        found[r["name"]] = of.get(base, "attribution parts" if "step" in r or base not in runs else None)
+        found[r["name"]] = of.get(base) or ("the attribution study's part runs" if base in parts else
+                                            "other swept variants")
     return found
 
 

@@ -34,7 +34,8 @@ def notes(p, cap) -> list[str]:
             out.append(f"{s.variant}: {others} lie{'s' if len(p.flat[s.variant]) == 1 else ''} within noise of its "
                        f"best ({x(s.best(p.metric).factor)}): a flat bottom, its best lr is not pinned down.")
     if p.bound:
-        out.append(f"So the Δ best against best is {p.bound}, and the outcome with it.")
+        out.append(f"So {p.ref.variant} → {p.run.variant}'s Δ best against best is {p.bound}, and its outcome "
+                   "with it.")
     return out
 
 
@@ -57,7 +58,7 @@ def size_lines(s, cap, dims: str, fig_dir, several: bool):
         by_chain.setdefault(label, []).append(p)
     for label, pairs in by_chain.items():
         lines += [f"Each step of {label}:", "", *table(HEADER, [pair_row(p) for p in pairs]), ""]
-        lines += [f"- {n}" for p in pairs for n in notes(p, cap)]
+        lines += [f"- {n}" for n in dict.fromkeys(n for p in pairs for n in notes(p, cap))]  # a variant in two steps
         lines += [""] if lines[-1] else []
     rows = []
     for v, sweep in s.sweeps.items():
@@ -119,7 +120,7 @@ def only_with(tuned: dict | None, cap: float) -> list[str]:
     if tuned is None:
         return []
     rows = [pair_row(p) for p in tuned["pairs"]]
-    flags = [f"- {n}" for p in tuned["pairs"] for n in notes(p, cap)]
+    flags = [f"- {n}" for n in dict.fromkeys(n for p in tuned["pairs"] for n in notes(p, cap))]
     same = tuned["tuned"] == tuned["default"]
     return ["With each chain's base and end at its own best lr (the lr sweep):", "", *table(HEADER, rows), "",
             *flags, *([""] if flags else []),
