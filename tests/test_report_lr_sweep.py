@@ -200,6 +200,7 @@ def sweep_values() -> dict:
               for f in FACTORS}
     values[("baseline", 4)] = 0.74  # SGD's best lr beyond the sweep: below every default run but sgd_parallel's 0.75
     values[("r4_2_rope", 2)] = base["r4_2_rope"] - 0.08  # so Rec. 4.3 (-0.05 at the default lr) now hurts: +0.03
+    values[("r3_block256", 2)] = base["r3_block256"] + 0.02  # a flat bottom, on both metrics (within 2·√2·σ of each)
     return values
 
 
@@ -267,6 +268,9 @@ def test_the_section_end_to_end(tmp_path):
     assert "\"Only with AdamW\" holds with a tuned lr (does not hold at the default lr)." in opening
     assert "baseline's best lr is the largest factor swept (×4): its optimum may lie beyond it; add ×8." in text
     assert text.count("- So baseline → r1_adamw's Δ best against best is a lower bound (the reference side") == 1
+    assert text.count("- r3_block256: ×2 lies within noise of its best (×1): a flat bottom") == 1  # in two steps
+    assert steps[("r3_block256", "r4_1_rmsnorm")]["ref"]["flat"] == [2] == steps[("r2_vocab", "r3_block256")][
+        "run"]["flat"]
     assert summary["lr_sweep"]["only_with_adamw"] == {"default": "does not hold", "tuned": "holds"}
     assert ("| baseline → sgd_parallel | legacy val_loss | -0.7500 (±0.028): better | ×4 (0.024) | ×1 (0.006) | "
             "+0.0100 (±0.028): within noise | **gain vanishes** |") in text
