@@ -98,7 +98,8 @@ def section(found: list, sizes: list, cap: float, fig_dir):
     factors = sorted({p.factor for s in found for sw in s.sweeps.values() for p in sw.points if p.factor != 1})
     lines = ["## Does each verdict survive a tuned learning rate?", "",
              f"Each swept variant trained again at its own lr times each factor ({', '.join(map(x, factors))}; "
-             "×1 is the variant's default run). Each step is judged as everywhere in this report (on its metric, "
+             "×1 is the variant's default run; a self-extended sweep has more factors for some variants, each "
+             "variant's are listed below). Each step is judged as everywhere in this report (on its metric, "
              f"against its size's seed noise, {RULE}): first with each side at its default lr, then **best against "
              "best**, each side at the lr of its sweep with the lowest loss on that metric. Outcome: **holds** (the "
              "same verdict), **gain vanishes** (better → within noise), **harm vanishes** (worse → within noise), "
