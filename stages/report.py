@@ -3,7 +3,7 @@ import argparse
 
 from stages._common import run_stage
 from mainrun.params import load_params
-from mainrun.report import build_report
+from mainrun.report import build_report, lr_sweep
 from mainrun.runlog import read_json
 
 
@@ -15,7 +15,10 @@ def main():
     ap.add_argument("--data-stats", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    summary = build_report(load_params()["data"], read_json(args.data_stats), args.configs, args.metrics, args.live, args.out)
+    params = load_params()
+    cap = params.get("lr_sweep", {}).get("extend", {}).get("cap", lr_sweep.CAP)  # the self-extending sweep's cap
+    summary = build_report(params["data"], read_json(args.data_stats), args.configs, args.metrics, args.live, args.out,
+                           cap)
     print(f"report: {summary['runs']} runs -> {args.out}/report.md")
 
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from . import analyse, attribution, render, render_attribution, render_scale, scale, writeup
+from . import analyse, attribution, lr_sweep, render, render_attribution, render_lr_sweep, render_scale, scale, writeup
 from .load import load_published, load_runs, read_configs
 from ..runlog import read_json, write_json
 
@@ -18,11 +18,14 @@ COST = ("params", "params_non_embedding", "train_flops", "flops_per_step", "flop
 
 
 def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict, fig_dir, verdicts: list,
-             sizes: list = (), index: list = (), studied: dict | None = None, parts: dict | None = None):
+             sizes: list = (), index: list = (), studied: dict | None = None, parts: dict | None = None,
+             swept: list = (), cap: float = lr_sweep.CAP):
     """Every section of the report in order, each as (lines, charts to draw); verdicts collects each judgement,
-    studied the scale study's summary (sizes: scale.read_scale's, index: configs/runs.json's rows), parts the
-    attribution study's steps (attribution.study's)."""
-    yield render.what_ran(data_stats, runs, setting, noise), []
+    studied the scale study's summary (and the lr sweep's, under "lr_sweep") (sizes: scale.read_scale's, index:
+    configs/runs.json's rows), parts the attribution study's steps (attribution.study's), swept the lr sweep's
+    (lr_sweep.study's)."""
+    tuned = lr_sweep.only_with_tuned(swept, runs, noise, cap) if swept else None
+    yield render.what_ran(data_stats, runs, setting, noise) + render_lr_sweep.opening(swept, tuned), []
     yield ["## Write-up, figure by figure", ""], []
     root = setting.match.get(next(iter(setting.runs)))
     if root in runs and next(iter(setting.runs)) in setting.comparable:
@@ -43,10 +46,17 @@ def sections(setting, data_stats: dict, runs: dict, published: dict, noise: dict
         studied.update(summary)
     yield lines, draws
     yield render_attribution.section(parts or {}, fig_dir)
+    lines, draws, summary = render_lr_sweep.section(swept, sizes, cap, fig_dir)
+    if summary is not None and studied is not None:
+        studied["lr_sweep"] = summary
+    yield lines, draws
     stacked = analyse.only_with(runs, noise)
     claim = analyse.only_with_verdict(stacked, runs)
     verdicts += [{"figure": "only_with_adamw", **asdict(c), "claim": claim} for c in stacked]
     yield render.only_with(stacked, claim, published["only_with_adamw"], runs, fig_dir)
+    if tuned and studied is not None:
+        studied["lr_sweep"]["only_with_adamw"] = {"default": tuned["default"], "tuned": tuned["tuned"]}
+    yield render_lr_sweep.only_with(tuned, cap), []
     for study, names in analyse.study_runs(runs).items():
         sweep = analyse.vocab_sweep(names, runs, noise)
         yield (render.vocab_sweep(sweep, runs, fig_dir) if sweep else
@@ -61,8 +71,10 @@ def shown(source: str) -> str:
     return os.path.relpath(source) if os.path.isabs(source) else source
 
 
-def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_dir, out_dir) -> dict:
-    """data: params.yaml's data section, the one setting the run configs do not hold."""
+def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_dir, out_dir,
+                 lr_cap: float = lr_sweep.CAP) -> dict:
+    """data: params.yaml's data section, the one setting the run configs do not hold; lr_cap: the self-extending lr
+    sweep's cap (params lr_sweep.extend.cap)."""
     data, data_stats = {**data, "source": shown(data["source"])}, {**data_stats, "source": shown(data_stats["source"])}
     out, fig_dir = Path(out_dir), Path(out_dir) / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -76,9 +88,12 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     index = read_json(Path(configs_dir) / "runs.json")["runs"]
     sizes = scale.read_scale(configs_dir, metrics_dir, live_dir, runs, noise)
     parts = attribution.study(index, runs, noise, sizes, configs_dir, metrics_dir, live_dir)
+    pool = {r.name: r for r in runs.values()} | {r.name: r for s in sizes for r in s.runs.values()}
+    pool |= lr_sweep.load_runs(index, pool, configs_dir, metrics_dir)
+    swept = lr_sweep.study(index, pool, runs, noise, sizes, lr_cap)
     lines, draws, verdicts, studied = [], [], [], {}
     for section_lines, section_draws in sections(setting, data_stats, runs, published, noise, fig_dir, verdicts,
-                                                 sizes, index, studied, parts):
+                                                 sizes, index, studied, parts, swept, lr_cap):
         lines += section_lines
         draws += section_draws
     (out / "report.md").write_text("\n".join(lines) + "\n")
@@ -94,6 +109,8 @@ def build_report(data: dict, data_stats: dict, configs_dir, metrics_dir, live_di
     every = {**runs, **{r.name: r for s in sizes for r in s.runs.values()}}
     summary["cost"] = [{"run": n, **{k: r.metrics[k] for k in COST if k in r.metrics}}
                        for n, r in every.items()]  # rows, not a mapping: dvc exp show stays narrow
+    if studied.get("lr_sweep"):
+        summary["lr_sweep"] = studied.pop("lr_sweep")
     if studied:
         summary["scale"] = studied
     if parts:

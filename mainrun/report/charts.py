@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 GREY = "#9a9a9a"
 STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1)), "v"), ((0, (1, 3)), "P")]
@@ -144,4 +145,19 @@ def attribution_chart(path, title: str, panels: list, ylabel: str):
         ax.set_ylabel(f"Δ {ylabel}")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=6)
+    save(fig, path, title)
+
+
+def lr_chart(path, title: str, panels: list):
+    """panels: [(metric label, {variant: [(lr, loss)] by lr}, {variant: (best lr, best loss)})]: a line per variant
+    over lr (log axis), its best point a star."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.2), squeeze=False)
+    for ax, (ylabel, lines, best) in zip(axes[0], panels):
+        for (name, points), (ls, marker) in zip(lines.items(), cycle(STYLES)):
+            drawn = ax.plot(*zip(*points), linestyle=ls, marker=marker, markersize=4, linewidth=1.2, label=name)
+            ax.scatter(*best[name], marker="*", s=150, color=drawn[0].get_color(), edgecolors="black", zorder=3)
+        ax.set(xscale="log", xlabel="learning rate (log axis)", ylabel=f"final {ylabel}")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labels at 2×, 3×... of a decade overlapped
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6, title="★ each variant's best", title_fontsize=6)
     save(fig, path, title)

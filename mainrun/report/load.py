@@ -48,8 +48,8 @@ def read_configs(configs_dir) -> dict[str, Run]:
     """Every run that is switched on, in params.yaml's order (configs/runs.json), with its resolved settings."""
     runs = {}
     for row in read_json(Path(configs_dir) / "runs.json")["runs"]:
-        if row["enabled"] and "size" not in row and "step" not in row:  # the scale and attribution studies' runs:
-            # mainrun/report/scale.py and attribution.py
+        if row["enabled"] and "size" not in row and "step" not in row and "lr_factor" not in row:  # the scale,
+            # attribution and lr-sweep studies' runs: mainrun/report/scale.py, attribution.py and lr_sweep.py
             config = read_json(Path(configs_dir) / f"{row['name']}.json")
             runs[row["name"]] = Run(row["name"], flat_settings(config), row["parent"], row["group"], row["study"],
                                     row["repeat_of"], config["data"])
