@@ -11,11 +11,11 @@ import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..params import LR_CAP as CAP  # the self-extending sweep's default cap: it stops at cap x either way
 from ..runlog import read_json
 from .analyse import Comparison, chains, compare, judge, only_with, only_with_verdict
 from .load import Run, flat_settings
 
-CAP = 256  # the self-extending sweep's default cap (params lr_sweep.extend.cap): it stops at cap× either way
 OUTCOMES = {  # (verdict at the default lr, verdict best against best) -> the named outcome
     ("better", "better"): "holds", ("worse", "worse"): "holds", ("within noise", "within noise"): "holds",
     ("better", "within noise"): "gain vanishes", ("worse", "within noise"): "harm vanishes",
