@@ -112,7 +112,7 @@ class Pair:
         if not at:
             return None
         if len(at) == 2:
-            return "both sides' best lie at an edge: the Δ is no bound either way"
+            return "no bound either way (both sides' best lie at an edge)"
         return ("an upper bound (the run side might do better beyond its edge)" if self.run.variant in at else
                 "a lower bound (the reference side might do better beyond its edge)")
 
