@@ -230,11 +230,25 @@ class RunConfig:
     data: dict = field(default_factory=dict)  # tokenized dir, its fingerprint and counts
 
     def to_dict(self) -> dict:
+        """The run's identity (configs/<run>.json): only the settings away from the dataclass defaults, so a new key
+        whose default keeps today's behaviour changes no run's file. The defaults themselves are code: config.py is
+        in the train stage's digests, and mainrun.prove re-trains a run whose recorded settings a new default moved."""
+        return {"name": self.name, "model": _set(self.model), "train": _set(self.train), "data": self.data}
+
+    def full_dict(self) -> dict:
+        """Every setting, defaults filled in: what a run records beside its weights (models/<run>/config.json)."""
         return {"name": self.name, "model": asdict(self.model), "train": asdict(self.train), "data": self.data}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """From either form: the fields a file leaves out take today's defaults."""
         return cls(d["name"], GPTConfig(**d["model"]), TrainConfig(**d["train"]), d.get("data", {}))
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """The checkpoint's key: every value, defaults included, so a changed default never resumes an old run."""
+        return hashlib.sha256(json.dumps(self.full_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _set(cfg) -> dict:
+    """The fields of a config dataclass whose value is not the field's default."""
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) != f.default}

@@ -6,12 +6,19 @@ default model's size), `S-R` is R itself: its stages write a marker naming R and
 """
 from dataclasses import dataclass
 
+from .attribution import headline_chain
 from .config import seed_run_name, variant_parents
 
 
 def scale_on(params: dict) -> bool:
     """studies.scale (mainrun.params requires the switch; a params dict built by hand may leave it out: off)."""
     return bool(params["studies"].get("scale", False))
+
+
+def scale_variants(params: dict) -> list[str]:
+    """scales.variants; `chain` (the committed value) is the headline chain, so a new step joins the study by itself."""
+    variants = params["scales"]["variants"]
+    return headline_chain(params) if variants == "chain" else variants
 
 
 def scale_run_name(size: str, run: str) -> str:
@@ -35,12 +42,12 @@ def scale_runs(params: dict, runs: dict[str, dict], parts: dict | None = None) -
     variant that is gone, and noise.variants one outside scales.variants (mainrun.params checks it is on)."""
     scales, noise = params["scales"], params["noise"]
     parents = variant_parents(params)
-    bases = [(v, v, None) for v in scales["variants"]]
+    bases = [(v, v, None) for v in scale_variants(params)]
     bases += [(v, seed_run_name(v, s), v) for v in noise["variants"] for s in noise["seeds"]]
     runs = {**runs, **{name: p.settings for name, p in (parts or {}).items()}}
     parents = {**parents, **{name: p.parent for name, p in (parts or {}).items()}}
     bases += [(name, name, None) for name in parts or {}]
-    in_study = set(scales["variants"]) | set(parts or {})
+    in_study = set(scale_variants(params)) | set(parts or {})
     found = {}
     for size, spec in scales["sizes"].items():
         for variant, base, repeat_of in bases:
