@@ -47,3 +47,10 @@ def check_tokenizer_corpus(corpus) -> None:
     if corpus not in TOKENIZER_CORPORA:
         raise ConfigError(f"data.tokenizer_corpus must be {' or '.join(map(repr, TOKENIZER_CORPORA))} "
                           f"('train+val' is Mainrun's), got {corpus!r}")
+
+
+def check_vocab_size(params: dict) -> None:
+    """The top-level vocab_size is one the tokenize stage builds (the opt-in tokenizers are built at it)."""
+    if params["vocab_size"] not in params["vocab_sizes"]:
+        raise ConfigError(f"vocab_size {params['vocab_size']} is not in vocab_sizes {params['vocab_sizes']}: "
+                          f"add it to vocab_sizes so the tokenize stage builds it")

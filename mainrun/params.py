@@ -3,6 +3,7 @@ import re
 
 from .config import (ALT_TOKENIZERS, DELTA_KEYS, EXEC_CONFIG_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError,
                      check_seed, check_tokenizer_corpus, check_value, read_yaml, seed_run_name)
+from .common import check_vocab_size
 from .scale import scale_variants
 
 SECTIONS = {  # section -> the keys it may hold
@@ -58,9 +59,7 @@ def _check_vocab_sizes(params: dict) -> None:
         if v < 1:
             raise ConfigError(f"vocab_sizes: {v} is not a vocabulary size; use positive sizes, e.g. [8000, 16000, 32000]")
     _distinct("vocab_sizes", params["vocab_sizes"])
-    if params["vocab_size"] not in params["vocab_sizes"]:
-        raise ConfigError(f"vocab_size {params['vocab_size']} is not in vocab_sizes {params['vocab_sizes']}: "
-                          f"add it to vocab_sizes so the tokenize stage builds it")
+    check_vocab_size(params)
 
 
 def _check_names(params: dict) -> None:

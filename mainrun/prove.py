@@ -2,6 +2,7 @@
 
     python -m mainrun.prove            # brings the code and configure stages up to date, then proves each stale run
     python -m mainrun.prove --dry-run  # says what it would commit, commits nothing
+    python -m mainrun.prove --adopt    # once, after upgrading from a version whose runs record no fingerprint
 
 Each run records a fingerprint when it trains (models/<run>/run.json): its first FINGERPRINT_STEPS training losses,
 exactly, its final legacy val_loss, exactly, and the digests of the code it ran. A stale run is committed
@@ -18,6 +19,7 @@ What it cannot see: a model edit whose effect starts after the replayed steps in
 does not show (a branch on the step or on the weights' values); docs/extending.md#what-the-proof-covers.
 """
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from .code import digests
 from .config import MainrunError, RunConfig
-from .runlog import read_json
+from .runlog import read_json, write_json
 
 # the files an edit may touch and still be proved: each computes the same function at every step, so the first
 # steps and the final weights' evaluation see what it changed
@@ -100,8 +102,18 @@ def replay(cfg: RunConfig, run: dict, weights: Path) -> str | None:
     return None
 
 
-def prove(name: str, root: Path, code_now: dict) -> str | None:
-    """None when run `name` computes the same under the code here, else why not (one clause)."""
+def curve_fingerprint(root: Path, name: str, code_now: dict) -> dict:
+    """--adopt: a run trained before fingerprints, fingerprinted from its own curve (dvclive writes each loss as
+    Python's repr: exact) and today's code digests; the replay then checks it like any other."""
+    from .train import FINGERPRINT_STEPS
+    with open(root / "dvclive" / name / "plots" / "metrics" / "train_loss.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return {"losses": [float(r["train_loss"]) for r in rows[:FINGERPRINT_STEPS]], "code": code_now}
+
+
+def prove(name: str, root: Path, code_now: dict, adopt: bool = False) -> str | None:
+    """None when run `name` computes the same under the code here, else why not (one clause). adopt: a run without
+    a fingerprint gets one from its curve, and is written into its run.json once proved."""
     import torch
 
     spec = read_json(root / "configs" / f"{name}.json")
@@ -109,9 +121,14 @@ def prove(name: str, root: Path, code_now: dict) -> str | None:
     if not all((out / f).exists() for f in ("run.json", "config.json", "model.safetensors")):
         return "it has not trained in this workspace"
     run, recorded = read_json(out / "run.json"), read_json(out / "config.json")
+    if adopt and not run.get("fingerprint"):
+        run["fingerprint"] = curve_fingerprint(root, name, code_now)
     cfg = RunConfig.from_dict(spec)
-    why = refusal(run, recorded, cfg.full_dict(), code_now, torch.__version__.split("+")[0])
-    return why or replay(cfg, run, out / "model.safetensors")
+    why = refusal(run, recorded, cfg.full_dict(), code_now, torch.__version__)  # run.json's form: 2.13.0+cpu
+    why = why or replay(cfg, run, out / "model.safetensors")
+    if adopt and not why:
+        write_json(out / "run.json", run)
+    return why
 
 
 def dvc(*args) -> subprocess.CompletedProcess:
@@ -129,6 +146,8 @@ def stale_runs() -> dict[str, list]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dry-run", action="store_true", help="prove and say, commit nothing")
+    ap.add_argument("--adopt", action="store_true", help="once, after upgrading from a version whose runs record no "
+                    "fingerprint: take it from each run's curve (and today's code), then prove as usual")
     args = ap.parse_args(argv)
     root = Path.cwd()
     p = dvc("repro", "configure")  # the code stage's digests and the run configs, as the new code writes them
@@ -140,12 +159,13 @@ def main(argv=None) -> int:
     proved = []
     for stage, changes in stale_runs().items():
         name, t0 = stage.partition("@")[2], time.time()
-        if any("changed outs" in c for c in changes if isinstance(c, dict)):
+        outs = {k: v for c in changes if isinstance(c, dict) for k, v in c.get("changed outs", {}).items()}
+        if "modified" in outs.values():
             why = "its outputs differ from dvc.lock's (dvc checkout restores them)"
         elif not read_json(root / "configs" / f"{name}.json").get("enabled", True):
             continue
         else:
-            why = prove(name, root, code_now)
+            why = prove(name, root, code_now, args.adopt and not args.dry_run)
         if why:
             print(f"{name}: re-train: {why}")
         else:

@@ -3,7 +3,7 @@ import argparse
 from pathlib import Path
 
 from stages._common import run_stage
-from mainrun.common import TOKENIZER_KINDS, read_yaml, tokenized_name
+from mainrun.common import TOKENIZER_KINDS, check_vocab_size, read_yaml, tokenized_name
 from mainrun.data import read_split
 from mainrun.runlog import write_json
 from mainrun.tokenizer import build
@@ -46,6 +46,8 @@ def main():
         return
     on = alt_on()
     params = read_yaml("params.yaml")  # the check stage, upstream, judged the file (not params.py: it reads config.py)
+    if on:
+        check_vocab_size(params)  # what this stage builds at: said here too when the stage runs alone
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_json(args.metrics, {k: build_one(k, args.vocab_size, raw, Path(args.out) / k, params) for k in on})
     write_json(Path(args.out) / "built.json", {"kinds": on})  # DVC keeps no empty folder

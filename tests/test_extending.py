@@ -146,7 +146,7 @@ def test_a_new_flag_retrains_nothing_and_a_changed_default_is_caught(tmp_path_fa
         params["variants"] = {"baseline": {"vocab_size": 300, "block_size": 16},
                               "r4_4_parallel": {"optimizer": "adamw", "lr": 3.0e-3, "parallel_residual": True}}
         params["noise"]["variants"] = []
-        params["scales"]["variants"] = "chain"
+        params["studies"] = {"failed_attempts": False, "scale": False, "attribution": False}  # the switches still used
     repo = make_tiny_repo(tmp_path_factory.mktemp("extend"), two_variants)
     runs = ["baseline", "r4_4_parallel"]
     assert {f"train@{n}" for n in runs} <= ran(sh(repo, "dvc", "repro"))

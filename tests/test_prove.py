@@ -3,12 +3,13 @@ The end-to-end check (a new flag in a tiny DVC repo, nothing re-trained) is test
 import dataclasses
 import json
 import re
+import shutil
 
 import pytest
 import torch
 
 from mainrun.config import GPTConfig, RunConfig, TrainConfig
-from mainrun.prove import PROVABLE, refusal, replay, setting_changes
+from mainrun.prove import PROVABLE, prove, refusal, replay, setting_changes
 from mainrun.train import FINGERPRINT_STEPS, train
 
 
@@ -103,3 +104,22 @@ def test_a_model_edit_seen_only_in_the_final_evaluation_is_caught(tiny_run, trai
         forward(self, idx, targets) if self.training else (lambda lg, loss: (lg * 1.001, loss))(
             *forward(self, idx, targets))))
     assert "evaluate to" in replay(tiny_run, run, weights)
+
+
+def test_adopt_fingerprints_an_older_run_from_its_curve_then_proves_it(tiny_run, trained, tmp_path):
+    """The one-time upgrade (docs/layout.md): a run that records no fingerprint is proved from its own curve."""
+    run, weights = trained
+    spec = dataclasses.replace(tiny_run, train=tiny_run.train.resolved(False)).to_dict()  # as configure writes it
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "tiny.json").write_text(json.dumps(spec))
+    shutil.copytree(weights.parent, tmp_path / "models" / "tiny")
+    shutil.copytree(weights.parent.parent / "live", tmp_path / "dvclive" / "tiny")
+    older = {k: v for k, v in run.items() if k != "fingerprint"}
+    (tmp_path / "models" / "tiny" / "run.json").write_text(json.dumps(older))
+    code = run["fingerprint"]["code"]
+    assert "records no fingerprint" in prove("tiny", tmp_path, code)
+    assert prove("tiny", tmp_path, code, adopt=True) is None
+    adopted = json.loads((tmp_path / "models" / "tiny" / "run.json").read_text())["fingerprint"]
+    assert adopted == run["fingerprint"]  # the curve holds the exact losses
+    (tmp_path / "configs" / "other.json").write_text(json.dumps({**spec, "name": "other"}))
+    assert prove("other", tmp_path, code) == "it has not trained in this workspace"  # partly trained: left to repro

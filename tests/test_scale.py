@@ -6,15 +6,15 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, committed_params
+from mainrun.attribution import headline_chain
 from mainrun.config import ConfigError, RunConfig
 from mainrun.configure import configure
 from mainrun.params import check_params
 from mainrun.runner.repo import run_names
 from test_configure import config_bytes, fake_tokenized
 
-CHAIN = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
-         "r4_4_parallel"]
+CHAIN = headline_chain(committed_params())  # the committed chain: a new step joins it
 
 
 def test_switching_the_study_on_changes_no_default_run(params, tmp_path):
