@@ -9,36 +9,17 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal, Union, get_args, get_origin
 
+from .common import (ALT_TOKENIZERS, TOKENIZER_CORPORA, TOKENIZER_KINDS, ConfigError, Interrupted,  # noqa: F401
+                     MainrunError, TokenizerCorpus, TokenizerKind, check_seed, check_tokenizer_corpus, read_yaml,
+                     tokenized_name)  # the data stages' share, kept out of this file (mainrun/common.py)
 
-# The one home of each list of choices; params.py, tokenizer.py, configure.py and the stages derive theirs from these.
-TokenizerKind = Literal["bpe", "unigram", "bpe_whitelist"]
-TOKENIZER_KINDS = get_args(TokenizerKind)
-ALT_TOKENIZERS = tuple(k for k in TOKENIZER_KINDS if k != "bpe")  # built at vocab_size only, when their study is on
-TokenizerCorpus = Literal["train+val", "train"]  # train+val is Mainrun's; train keeps the validation titles unseen
-TOKENIZER_CORPORA = get_args(TokenizerCorpus)
+
 # field metadata of the execution keys: where and how precisely a run computes. Part of a run's identity, but not a
 # setting the report compares runs on.
 EXECUTION = {"execution": True}
 # field metadata of a model key that changes how the same function is computed, not the function: a part of a step
 # that sets only such keys must come out inside noise (the attribution study flags it as a possible defect if not)
 SAME_FUNCTION = {"same_function": True}
-
-
-def tokenized_name(kind: str, vocab_size) -> str:
-    """The folder of one tokenizer under data/tokenized (dvc.yaml's tokenize outs, checked by tests/test_dvc_yaml.py)."""
-    return f"{kind}-{vocab_size}"
-
-
-class MainrunError(Exception):
-    """A known failure whose message names the fix; stage scripts print it as one line."""
-
-
-class Interrupted(MainrunError):
-    """A stop (Ctrl-C, SIGTERM) ended a run between two steps, after saving its checkpoint."""
-
-
-class ConfigError(MainrunError, ValueError):
-    """Bad params: the message names the key and the fix."""
 
 
 @dataclass(frozen=True)
@@ -127,14 +108,6 @@ class ExecConfig:
             raise ConfigError("train.checkpoint_every_s and train.log_every must be positive")
 
 
-def read_yaml(path) -> dict:
-    """A params or profile file, read as DVC reads params.yaml (ruamel.yaml, YAML 1.2): `lr: 1e-3` is a float and
-    `yes` is text, for DVC and for every stage alike."""
-    from ruamel.yaml import YAML
-    with open(path, encoding="utf-8") as f:
-        return YAML(typ="safe").load(f) or {}
-
-
 def exec_config(train_section: dict) -> ExecConfig:
     """The execution settings among params.yaml's train section."""
     return ExecConfig(**{k: v for k, v in train_section.items() if k in EXEC_CONFIG_KEYS})
@@ -156,17 +129,6 @@ def _describe(kind) -> str:
     if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
         return " or ".join(_describe(k) for k in get_args(kind))
     return f"of type {kind.__name__}"
-
-
-def check_seed(path: str, seed: int) -> None:
-    if not 0 <= seed < 2**32:  # what numpy, and so the datasets shuffle, accepts
-        raise ConfigError(f"{path} must be between 0 and 2**32 - 1, got {seed}")
-
-
-def check_tokenizer_corpus(corpus) -> None:
-    if corpus not in TOKENIZER_CORPORA:
-        raise ConfigError(f"data.tokenizer_corpus must be {' or '.join(map(repr, TOKENIZER_CORPORA))} "
-                          f"('train+val' is Mainrun's), got {corpus!r}")
 
 
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -268,11 +230,25 @@ class RunConfig:
     data: dict = field(default_factory=dict)  # tokenized dir, its fingerprint and counts
 
     def to_dict(self) -> dict:
+        """The run's identity (configs/<run>.json): only the settings away from the dataclass defaults, so a new key
+        whose default keeps today's behaviour changes no run's file. The defaults themselves are code: config.py is
+        in the train stage's digests, and mainrun.prove re-trains a run whose recorded settings a new default moved."""
+        return {"name": self.name, "model": _set(self.model), "train": _set(self.train), "data": self.data}
+
+    def full_dict(self) -> dict:
+        """Every setting, defaults filled in: what a run records beside its weights (models/<run>/config.json)."""
         return {"name": self.name, "model": asdict(self.model), "train": asdict(self.train), "data": self.data}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """From either form: the fields a file leaves out take today's defaults."""
         return cls(d["name"], GPTConfig(**d["model"]), TrainConfig(**d["train"]), d.get("data", {}))
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """The checkpoint's key: every value, defaults included, so a changed default never resumes an old run."""
+        return hashlib.sha256(json.dumps(self.full_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _set(cfg) -> dict:
+    """The fields of a config dataclass whose value is not the field's default."""
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) != f.default}

@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from .config import MainrunError
+from .common import MainrunError
 from .synthetic import synthetic_titles
 
 HF_PREFIX = "hf:"

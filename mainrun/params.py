@@ -4,6 +4,8 @@ import re
 
 from .config import (ALT_TOKENIZERS, DELTA_KEYS, EXEC_CONFIG_KEYS, FIELD_TYPES, TRAIN_KEYS, ConfigError,
                      check_seed, check_tokenizer_corpus, check_value, read_yaml, seed_run_name)
+from .common import check_vocab_size
+from .scale import scale_variants
 
 SECTIONS = {  # section -> the keys it may hold
     "data": {"source": str, "num_titles": int, "val_frac": float, "tokenizer_corpus": str},
@@ -11,7 +13,7 @@ SECTIONS = {  # section -> the keys it may hold
     "train": {k: FIELD_TYPES[k] for k in sorted(EXEC_CONFIG_KEYS | TRAIN_KEYS - {
         "tokenizer", "vocab_size", "optimizer", "lr", "weight_decay", "schedule", "restart_epochs", "seed"})},
     "noise": {"variants": list, "seeds": list},
-    "scales": {"variants": list, "sizes": dict},
+    "scales": {"variants": list | str, "sizes": dict},  # variants: a list, or `chain`: the headline chain
     "attribution": {"groups": dict},
     "lr_sweep": {"factors": list, "variants": list | str, "parts": bool, "extend": dict, "extra": dict},
 }
@@ -61,9 +63,7 @@ def _check_vocab_sizes(params: dict) -> None:
         if v < 1:
             raise ConfigError(f"vocab_sizes: {v} is not a vocabulary size; use positive sizes, e.g. [8000, 16000, 32000]")
     _distinct("vocab_sizes", params["vocab_sizes"])
-    if params["vocab_size"] not in params["vocab_sizes"]:
-        raise ConfigError(f"vocab_size {params['vocab_size']} is not in vocab_sizes {params['vocab_sizes']}: "
-                          f"add it to vocab_sizes so the tokenize stage builds it")
+    check_vocab_size(params)
 
 
 def _check_names(params: dict) -> None:
@@ -92,10 +92,13 @@ def _check_names(params: dict) -> None:
 def _check_scales(params: dict) -> None:
     """scales.variants train at every size of scales.sizes when studies.scale is true (see mainrun/scale.py)."""
     scales, variants = params["scales"], params["variants"]
-    _list_of("scales.variants", str, scales["variants"])
-    _distinct("scales.variants", scales["variants"])
+    if isinstance(scales["variants"], str) and scales["variants"] != "chain":
+        raise ConfigError(f"scales.variants must be a list of variants or 'chain' (the headline chain), got "
+                          f"{scales['variants']!r}")
+    _list_of("scales.variants", str, scale_variants(params))
+    _distinct("scales.variants", scale_variants(params))
     on = params["studies"].get("scale")
-    for name in scales["variants"]:
+    for name in scale_variants(params):
         if name not in variants and on:  # while the study is off, a stale name only makes marker stages
             raise ConfigError(f"scales.variants: {name!r} is not a variant; choose from {', '.join(variants)}")
         if (variants.get(name) or {}).get("study"):
@@ -117,12 +120,12 @@ def _check_scales(params: dict) -> None:
                               f"{spec['n_head']}")
     if on:
         for name in params["noise"]["variants"]:
-            if name not in scales["variants"]:
+            if name not in scale_variants(params):
                 raise ConfigError(f"noise.variants: {name!r} is not in scales.variants, so the scale study has no run "
                                   f"at each size for its seed repeats to repeat; add it to scales.variants")
     taken = set(variants) | {seed_run_name(v, s) for v in params["noise"]["variants"] for s in params["noise"]["seeds"]}
     for size in scales["sizes"]:
-        for name in scales["variants"]:
+        for name in scale_variants(params):
             if f"{size}-{name}" in taken:
                 raise ConfigError(f"variant name {f'{size}-{name}'!r} is also the name of {name!r} at size {size!r} of "
                                   "scales.sizes; rename the variant or the size")

@@ -5,12 +5,19 @@ Size S of run R is the run `S-R` (`small-r1_adamw`, `small-r1_adamw-seed1338`): 
 DVC caches each (run, size) on its own. Where a size gives a run the settings it already has (the default model's
 size), `S-R` is R itself (same_as): it is not a stage and nothing trains twice.
 """
+from .attribution import headline_chain
 from .study import Run, study_run
 
 
 def on(params: dict) -> bool:
     """studies.scale (mainrun.params requires the switch; a params dict built by hand may leave it out: off)."""
     return bool(params["studies"].get("scale", False))
+
+
+def scale_variants(params: dict) -> list[str]:
+    """scales.variants; `chain` (the committed value) is the headline chain, so a new step joins the study by itself."""
+    variants = params["scales"]["variants"]
+    return headline_chain(params) if variants == "chain" else variants
 
 
 def scale_run_name(size: str, run: str) -> str:
@@ -20,7 +27,7 @@ def scale_run_name(size: str, run: str) -> str:
 def sized(params: dict, found: dict[str, Run]) -> list[Run]:
     """What the axis multiplies, in this order: scales.variants (mainrun.params checks they are variants while the
     study is on), the seed repeats (of variants in scales.variants, checked too), the runs of earlier studies."""
-    return ([found[v] for v in params["scales"]["variants"]] +
+    return ([found[v] for v in scale_variants(params)] +
             [r for r in found.values() if r.made_by == "noise"] +
             [r for r in found.values() if r.made_by not in (None, "noise") and r.trains])
 

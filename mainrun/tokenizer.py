@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from .config import TOKENIZER_KINDS, check_tokenizer_corpus
+from .common import TOKENIZER_KINDS, check_tokenizer_corpus
 from .data import split_stats
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"

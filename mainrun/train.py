@@ -1,7 +1,8 @@
 """One training loop for every variant: Mainrun's, with the optimiser and schedule as config fields."""
+import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -20,6 +21,9 @@ from .tokenized import load_meta
 
 class TrainingDiverged(MainrunError, RuntimeError):
     pass
+
+
+FINGERPRINT_STEPS = 8  # the first training losses a run records, exactly: mainrun.prove replays them under new code
 
 
 def get_batch(ids: torch.Tensor, ptr: int, block_size: int, batch_size: int):
@@ -68,9 +72,10 @@ class Progress:
     ptr: int = 0  # next batch's start in the train ids
     train_s: float = 0.0
     eval_s: float = 0.0
+    first_losses: list = field(default_factory=list)  # the first FINGERPRINT_STEPS training losses (the fingerprint)
 
 
-def log_losses(live, pending: list, name: str) -> None:
+def log_losses(live, pending: list, name: str) -> list[tuple[int, float]]:
     """Bring the pending (step, loss) device scalars to the host in one transfer, check them, log them."""
     values = torch.stack([loss for _, loss in pending]).tolist() if pending else []
     for (step, _), v in zip(pending, values):
@@ -79,7 +84,9 @@ def log_losses(live, pending: list, name: str) -> None:
                                    "lower its lr or check its settings")
         live.step = step
         live.log_metric("train_loss", v)
+    logged = [(step, v) for (step, _), v in zip(pending, values)]
     pending.clear()
+    return logged
 
 
 def log_evaluation(live, val: float, p: Progress, batches: int, tokens_per_step: int) -> None:
@@ -93,7 +100,8 @@ def log_evaluation(live, val: float, p: Progress, batches: int, tokens_per_step:
 
 def resume_state(model, opt, sched, p: Progress, device) -> dict:
     return {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": p.step,
-            "ptr": p.ptr, "train_s": p.train_s, "eval_s": p.eval_s, "rng": rng_state(device)}
+            "ptr": p.ptr, "train_s": p.train_s, "eval_s": p.eval_s, "rng": rng_state(device),
+            "first_losses": p.first_losses}
 
 
 def restore(state: dict, model, opt, sched, device) -> Progress:
@@ -101,7 +109,9 @@ def restore(state: dict, model, opt, sched, device) -> Progress:
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
     set_rng_state(state["rng"], device)
-    return Progress(state["step"], state["ptr"], state["train_s"], state["eval_s"])
+    # a checkpoint of older code holds no first losses: the run records no fingerprint (mainrun.prove re-trains it)
+    first = state.get("first_losses", [None] if state["step"] else [])
+    return Progress(state["step"], state["ptr"], state["train_s"], state["eval_s"], first)
 
 
 def timing(startup, setup, first_step, loop, save) -> dict:
@@ -126,12 +136,13 @@ def curves(live_dir, resume: bool):
 
 
 def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = ExecConfig(),
-          progress: bool | None = None, clear_checkpoint: bool = True) -> dict:
+          progress: bool | None = None, clear_checkpoint: bool = True, code: dict | None = None) -> dict:
     """Train one variant; write model.safetensors, config.json and run.json to out_dir, curves to live_dir.
     SIGINT or SIGTERM stops it after the step in progress: it saves a checkpoint and raises Interrupted.
     progress: the tqdm bar (None: only on a terminal). clear_checkpoint=False keeps the last checkpoint for the
     caller to clear once it is done with the run (the train stage evaluates it first: a stop there loses only the
-    steps after that checkpoint)."""
+    steps after that checkpoint). code: the digests of the code it runs (data/code/train.json's files), recorded in
+    its fingerprint with its first losses."""
     startup_s, setup_start = seconds_since_process_start(), time.time()
     with StopFlag() as stop:
         device, tc, autocast, slot = setup(cfg.train)
@@ -168,7 +179,8 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                                                or time.time() - last_save > execution.checkpoint_every_s)
             if not (evaluating or saving or len(pending) >= execution.log_every):
                 continue
-            log_losses(live, pending, cfg.name)  # waits for the device: the steps so far are done
+            logged = log_losses(live, pending, cfg.name)  # waits for the device: the steps so far are done
+            p.first_losses += [v for step, v in logged if step <= FINGERPRINT_STEPS]
             p.train_s += time.time() - clock
             first_step_s = p.train_s if p.step == 1 else first_step_s  # compilation and warm-up land here
             if evaluating:
@@ -192,7 +204,8 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
                    "final_val_loss": val, "train_seconds": round(p.train_s, 2), "eval_seconds": round(p.eval_s, 2),
                    "tokens_per_second": round(max_steps * T * B / p.train_s, 1),
                    **run_cost(model, cfg.model, B, max_steps),
-                   **run_info(device)}
+                   **run_info(device),
+                   "fingerprint": {"losses": p.first_losses, "code": code or {}}}
         summary["execution"] = {**summary["execution"], **asdict(execution), "slot": slot.name, "threads": slot.threads}
         summary = save_outputs(Path(out_dir), model, cfg, summary, (startup_s, setup_s, first_step_s, loop))
         if clear_checkpoint:
@@ -200,12 +213,32 @@ def train(cfg: RunConfig, out_dir, live_dir, ckpt_dir, execution: ExecConfig = E
         return summary
 
 
+def first_steps(cfg: RunConfig, steps: int, threads: int) -> list[float]:
+    """A run's first training losses, replayed on the CPU as train() computes them: the same seed, initialisation,
+    batches, optimiser and schedule, in the same order (an evaluation or a checkpoint between steps draws no random
+    number). On the CPU in fp32 they are bit-exact: mainrun.prove compares them with the run's fingerprint."""
+    torch.set_num_threads(threads)
+    device, tc, T = torch.device("cpu"), cfg.train, cfg.model.block_size
+    seed_everything(tc.seed)
+    train_ids = ids_tensor(cfg.data["dir"], "train", device)
+    batches, max_steps, _ = schedule_of(cfg, len(train_ids))
+    model = GPT(cfg.model).to(device)
+    opt = make_optimizer(model, tc)
+    sched = make_scheduler(opt, tc, max_steps, batches)
+    model.train()
+    losses, ptr = [], 0
+    for _ in range(min(steps, max_steps)):
+        xb, yb, ptr = get_batch(train_ids, ptr, T, tc.batch_size)
+        losses.append(train_step(model, opt, sched, xb, yb, contextlib.nullcontext, tc.grad_clip).item())
+    return losses
+
+
 def save_outputs(out: Path, model, cfg: RunConfig, summary: dict, times: tuple) -> dict:
     """model.safetensors, config.json and run.json: the summary plus where the wall time went (see timing())."""
     save_start = time.time()
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, str(out / "model.safetensors"))
-    write_json(out / "config.json", cfg.to_dict())
+    write_json(out / "config.json", cfg.full_dict())  # every value, defaults too: mainrun.prove compares them
     summary = {**summary, "timing": timing(*times, time.time() - save_start)}
     write_json(out / "run.json", summary)
     return summary

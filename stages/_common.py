@@ -3,7 +3,7 @@ import gc
 import sys
 import time
 
-from mainrun.config import Interrupted, MainrunError
+from mainrun.common import Interrupted, MainrunError
 from mainrun.runlog import seconds_since_process_start
 from mainrun.stagetimes import record
 

@@ -3,8 +3,7 @@ import argparse
 from pathlib import Path
 
 from stages._common import run_stage
-from mainrun.config import TOKENIZER_KINDS, read_yaml, tokenized_name
-from mainrun.params import load_params
+from mainrun.common import TOKENIZER_KINDS, check_vocab_size, read_yaml, tokenized_name
 from mainrun.data import read_split
 from mainrun.runlog import write_json
 from mainrun.tokenizer import build
@@ -43,10 +42,12 @@ def main():
     args = ap.parse_args()
     raw = Path(args.raw)
     if args.kind != "alt":
-        write_json(args.metrics, build_one(args.kind, args.vocab_size, raw, args.out, load_params()))
+        write_json(args.metrics, build_one(args.kind, args.vocab_size, raw, args.out, read_yaml("params.yaml")))
         return
     on = alt_on()
-    params = load_params() if on else {}  # with none on, no setting here is used: the check stage judges the file
+    params = read_yaml("params.yaml")  # the check stage, upstream, judged the file (not params.py: it reads config.py)
+    if on:
+        check_vocab_size(params)  # what this stage builds at: said here too when the stage runs alone
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_json(args.metrics, {k: build_one(k, args.vocab_size, raw, Path(args.out) / k, params) for k in on})
     write_json(Path(args.out) / "built.json", {"kinds": on})  # DVC keeps no empty folder

@@ -47,7 +47,8 @@ def main():
     # how it runs (checkpoint interval, logging) is read at run time, not a dependency: changing it re-trains nothing
     execution = exec_config(read_yaml(args.params).get("train") or {})
     cfg = RunConfig.from_dict(spec)
-    s = train(cfg, args.out, args.live, args.ckpt, execution, clear_checkpoint=False)
+    code = read_json(args.code)["files"] if args.code else None  # recorded in the run's fingerprint (mainrun.prove)
+    s = train(cfg, args.out, args.live, args.ckpt, execution, clear_checkpoint=False, code=code)
     t0 = time.time()
     metrics = evaluate_run(cfg, args.out)
     write_json(args.metrics, {**metrics, "evaluate_seconds": round(time.time() - t0, 3)})

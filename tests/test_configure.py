@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from mainrun.config import ConfigError
+from mainrun.attribution import headline_chain
+from mainrun.config import ConfigError, RunConfig
 from mainrun.configure import read_run_list, configure
 
 
@@ -39,7 +40,7 @@ def test_earlier_delta_touches_it_and_everything_built_on_it(params, tmp_path):
     other = copy.deepcopy(params)
     other["variants"]["r1_adamw"]["lr"] = 2e-3
     assert changed(params, other, tmp_path) == {
-        "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu", "r4_4_parallel",
+        *headline_chain(params)[1:],  # r1_adamw and every step after it
         "adamw_rmsnorm", "adamw_rope", "adamw_swiglu", "adamw_parallel",
         *(f"{v}-seed{s}" for v in ("r1_adamw", "r4_4_parallel") for s in (1338, 1339))}  # the noise repeats follow
 
@@ -49,7 +50,8 @@ def test_a_switched_off_study_has_no_run(params, tmp_path):
     assert "fail_unigram" not in trained and not (tmp_path / "cfg" / "fail_unigram.json").exists()
     assert read_run_list(tmp_path / "runs.yaml") == trained  # dvc.yaml makes a train stage for each, and no other
     baseline = json.loads((tmp_path / "cfg" / "baseline.json").read_text())
-    assert baseline["enabled"] and baseline["model"]["vocab_size"] == 16000 and baseline["data"]["fingerprint"] == "fp16000"
+    assert baseline["enabled"] and baseline["data"]["fingerprint"] == "fp16000"
+    assert RunConfig.from_dict(baseline).model.vocab_size == 16000 and "vocab_size" not in baseline["model"]  # a default
 
 
 def test_alt_tokenizer_of_a_study_that_is_off(params, tmp_path):

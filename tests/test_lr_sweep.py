@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mainrun import lr_extend
-from mainrun.config import ConfigError
+from mainrun.config import ConfigError, RunConfig
 from mainrun.configure import configure, run_index, runs_on
 from mainrun.lr_extend import beyond_edge, plan, read_sweeps
 from mainrun.params import check_params
@@ -36,8 +36,8 @@ def test_each_chain_variant_at_each_factor_and_factor_1_is_the_run_itself(params
     listed = (tmp_path / "on.yaml").read_text()
     assert listed.startswith((tmp_path / "off.yaml").read_text().rstrip("]\n"))  # the default runs first, as before
 
-    def read(name):
-        return json.loads(on[name])
+    def read(name):  # defaults filled in: a file holds only the settings away from them
+        return {**RunConfig.from_dict(json.loads(on[name])).full_dict(), "study": json.loads(on[name])["study"]}
     for run, factor in (("baseline", 0.25), ("r1_adamw", 4), ("r4_2_rope", 0.5)):
         ref, lr = read(run), read(f"{run}-lr{factor}")
         assert lr["train"]["lr"] == ref["train"]["lr"] * factor and lr["study"] == "lr_sweep"
@@ -216,7 +216,7 @@ def test_the_extend_loop_adds_factors_until_each_best_is_interior_or_at_the_cap(
         if sets:
             apply_overrides("params.yaml", sets)
         for name in configure(load_params(), tok, "configs", "runs.yaml", cuda=False):
-            cfg = json.loads(Path("configs", f"{name}.json").read_text())
+            cfg = RunConfig.from_dict(json.loads(Path("configs", f"{name}.json").read_text())).full_dict()
             base = "baseline" if cfg["train"]["optimizer"] == "sgd" else "r1_adamw"
             loss = 3 + (math.log2(cfg["train"]["lr"]) - math.log2(optimum[base])) ** 2
             Path("metrics/eval").mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def repo(tmp_path_factory):
 
 def test_download_and_tokenize_then_nothing(repo):
     first = ran(sh(repo, "dvc", "repro", "download", "tokenize"))
-    assert first == {"check", "download", "tokenize@200", "tokenize@300", "tokenize@400"}
+    assert first == {"check", "code", "download", "tokenize@200", "tokenize@300", "tokenize@400"}  # code: their digests
     assert sorted((t["stage"], t["target"]) for t in stage_times(repo)) == [  # what stagetimes.record wrote
         ("check", "data/params.ok"), ("download", "data/raw"), *(("tokenize", "bpe") for _ in range(3))]
     assert ran(sh(repo, "dvc", "repro", "download", "tokenize")) == set()

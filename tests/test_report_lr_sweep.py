@@ -10,6 +10,7 @@ import pytest
 from conftest import committed_params
 from mainrun.report import build_report, lr_sweep, render_lr_sweep
 from mainrun.report.analyse import Noise
+from mainrun.config import RunConfig
 from mainrun.report.load import Run
 from mainrun.report.lr_sweep import Point, Sweep, outcome, pair, sensitivity_threshold, study
 from mainrun.report.scale import Size
@@ -211,7 +212,7 @@ def add_sweep(root, values: dict, rows=True):
     for (variant, f), v in values.items():
         config = json.loads((root / "configs" / f"{variant}.json").read_text())
         name = f"{variant}-lr{f:g}"
-        config["train"]["lr"] *= f
+        config["train"]["lr"] = RunConfig.from_dict(config).train.lr * f  # the file may leave a default lr out
         write_json(root / "configs" / f"{name}.json", {**config, "name": name, "study": "lr_sweep"})
         index["runs"] += [{"name": name, "parent": None, "group": None, "repeat_of": None, "study": "lr_sweep",
                            "enabled": True, "variant": variant, "lr_factor": f, "size": None, "same_as": None}] * rows
@@ -283,7 +284,7 @@ def test_the_section_end_to_end(tmp_path):
 def test_a_sweep_run_is_never_read_as_a_default_run(tmp_path):
     """Even a sweep row without a size (the interface writes one) stays out of the default runs."""
     from mainrun.report.load import read_configs
-    config = {"model": {}, "train": {"vocab_size_requested": 100, "lr": 1e-3}, "data": {}}
+    config = {"name": "v", "model": {}, "train": {"vocab_size_requested": 100, "lr": 1e-3}, "data": {}}
     rows = [{"name": "v", "parent": None, "group": 0, "study": None, "repeat_of": None, "enabled": True},
             {"name": "w", "parent": None, "group": None, "study": "lr_sweep", "repeat_of": None, "enabled": True,
              "variant": "v", "lr_factor": 2}]

@@ -5,6 +5,8 @@ import math
 
 import pytest
 
+from conftest import committed_params
+from mainrun.attribution import headline_chain
 from mainrun.report.analyse import Noise
 from mainrun.report.cost_charts import pareto_front
 from mainrun.report.load import Run
@@ -14,8 +16,7 @@ from test_report import fake_artifacts
 
 pytestmark = pytest.mark.usefixtures("charts_not_rendered")  # conftest.py: charts built, not encoded
 
-CHAIN = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
-         "r4_4_parallel"]
+CHAIN = headline_chain(committed_params())  # the committed chain: a new step joins it
 
 
 @pytest.mark.parametrize("judged, words", [

@@ -6,15 +6,15 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT
-from mainrun.config import ConfigError
+from conftest import ROOT, committed_params
+from mainrun.attribution import headline_chain
+from mainrun.config import ConfigError, RunConfig
 from mainrun.configure import configure
 from mainrun.params import check_params
 from mainrun.runner.repo import run_names
 from test_configure import config_bytes, fake_tokenized
 
-CHAIN = ["baseline", "r1_adamw", "r2_vocab", "r3_block256", "r4_1_rmsnorm", "r4_2_rope", "r4_3_swiglu",
-         "r4_4_parallel"]
+CHAIN = headline_chain(committed_params())  # the committed chain: a new step joins it
 
 
 def test_switching_the_study_on_changes_no_default_run(params, tmp_path):
@@ -31,8 +31,9 @@ def test_a_scale_run_is_its_variant_at_that_size(params, tmp_path):
     params["studies"]["scale"] = True
     configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
 
-    def read(name):
-        return json.loads((tmp_path / "cfg" / f"{name}.json").read_text())
+    def read(name):  # defaults filled in: a config file holds the settings away from them only
+        spec = json.loads((tmp_path / "cfg" / f"{name}.json").read_text())
+        return {**spec, **RunConfig.from_dict(spec).full_dict()}
     for run in ("r4_2_rope", "r1_adamw-seed1339"):
         ref, big = read(run), read(f"large-{run}")
         assert big["enabled"] and big["study"] == "scale"
@@ -82,7 +83,8 @@ def test_every_train_stage_reads_a_config_that_configure_writes(params, tmp_path
     (lambda p: p["scales"]["sizes"]["small"].pop("n_head"), r"scales.sizes.small needs n_head"),
     (lambda p: p["scales"]["sizes"]["small"].update(d_model=100, n_head=3), "scales.sizes.small: d_model 100 is not"),
     (lambda p: p["scales"]["sizes"]["small"].update(width=3), r"unknown key scales.sizes.small.width"),
-    (lambda p: p["scales"]["variants"].append("vocab_8k"), "'vocab_8k' belongs to the opt-in study 'vocab_sweep'"),
+    (lambda p: p["scales"].update(variants=["baseline", "vocab_8k"]), "'vocab_8k' belongs to the opt-in study 'vocab_"),
+    (lambda p: p["scales"].update(variants="all"), "scales.variants must be a list of variants or 'chain'"),
     (lambda p: p["scales"].update(variants=["baseline", "gone"], ) or p["studies"].update(scale=True),
      r"scales.variants: 'gone' is not a variant"),
     (lambda p: p["scales"].update(variants=["baseline"]) or p["studies"].update(scale=True),
@@ -97,7 +99,7 @@ def test_bad_scales_name_the_key(params, mutate, message):
 
 
 def test_while_off_a_stale_variant_name_makes_nothing(params, tmp_path):
-    params["scales"]["variants"].append("gone")
+    params["scales"]["variants"] = ["baseline", "gone"]
     check_params(params)
     trained = configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
     assert not [n for n in trained if "gone" in n]

@@ -132,6 +132,7 @@ def test_stop_at_a_step_then_resume_gives_the_same_weights(tiny_run, uninterrupt
     resumed = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
     assert sha256(tmp_path / "out" / "model.safetensors") == sha256(full_dir / "out" / "model.safetensors")
     assert resumed["final_val_loss"] == full["final_val_loss"]
+    assert resumed["fingerprint"] == full["fingerprint"]  # its first losses travel in the checkpoint (mainrun.prove)
     assert resumed["timing"]["first_step"] is None  # step 1 ran in the interrupted process
     for curve in ("train_loss", "val_loss", "epoch", "tokens_per_s"):
         assert _curve(tmp_path / "live", curve)["step"].tolist() == _curve(full_dir / "live", curve)["step"].tolist()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ..config import RunConfig
 from ..runlog import read_json
 
 CURVES = ("val_loss", "train_loss")
@@ -39,9 +40,10 @@ class Run:
 def flat_settings(config: dict) -> dict:
     """configs/<run>.json -> one flat dict; vocab_size is the one asked for (params.yaml's), not the model's actual
     one (the size its tokenizer reached)."""
-    train = dict(config["train"])
+    full = RunConfig.from_dict(config).full_dict()  # the file holds only what differs from the defaults
+    train = dict(full["train"])
     requested = train.pop("vocab_size_requested")
-    return {**config["model"], **train, "vocab_size": requested}
+    return {**full["model"], **train, "vocab_size": requested}
 
 
 def read_configs(configs_dir) -> dict[str, Run]:
