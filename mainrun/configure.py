@@ -177,7 +177,8 @@ def configure(params: dict, tokenized_root, out_dir, run_list, cuda: bool | None
     for name in before:  # this `dvc repro` still has their stages: each writes a marker (the run-cache keeps the run)
         if name not in on:
             write_json(out / f"{name}.json", {"name": name, "enabled": False})
-    write_json(out / "runs.json", {"runs": run_index(params)})
+    cap = {"lr_cap": lr_sweep.cap(params)} if lr_sweep.on(params) else {}  # the report marks a sweep that reached it
+    write_json(out / "runs.json", {"runs": run_index(params), **cap})
     write_json(out / "new_runs.json", {"runs": [n for n in on if n not in before]})
     write_run_list(list(on), run_list)
     return list(on)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from .config import MainrunError
-from .lr_sweep import on
-from .params import LR_CAP, load_params
+from .lr_sweep import cap as lr_sweep_cap, on
+from .params import load_params
 from .runlog import read_json
 
 METRICS = ("val_loss", "val_bpb")  # what the report judges a step on (mainrun/report/analyse.py)
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     while True:
         pipeline(args.jobs, sets)
         params = load_params()
-        cap = params["lr_sweep"].get("extend", {}).get("cap", LR_CAP)
+        cap = lr_sweep_cap(params)
         sweeps, unfinished = read_sweeps()
         if unfinished:
             raise MainrunError(f"lr_extend: no final metrics for every factor of {', '.join(unfinished)}; run "

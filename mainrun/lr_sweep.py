@@ -16,6 +16,12 @@ def on(params: dict) -> bool:
     return bool(params["studies"].get("lr_sweep", False))
 
 
+def cap(params: dict) -> float:
+    """lr_sweep.extend.cap: python -m mainrun.lr_extend stops at cap x and 1/cap x a run's lr (the report marks it)."""
+    from .params import LR_CAP
+    return params["lr_sweep"].get("extend", {}).get("cap", LR_CAP)
+
+
 def factor_name(factor: float) -> str:
     """2 -> '2', 0.25 -> '0.25': the shortest text that reads back as the same number."""
     return str(int(factor)) if float(factor).is_integer() else repr(float(factor))

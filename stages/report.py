@@ -16,7 +16,7 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     params = load_params()
-    cap = params.get("lr_sweep", {}).get("extend", {}).get("cap", lr_sweep.CAP)  # the self-extending sweep's cap
+    cap = read_json(f"{args.configs}/runs.json").get("lr_cap", lr_sweep.CAP)  # configure's, while the sweep is on
     summary = build_report(params["data"], read_json(args.data_stats), args.configs, args.metrics, args.live, args.out,
                            cap)
     print(f"report: {summary['runs']} runs -> {args.out}/report.md")

@@ -51,7 +51,8 @@ def test_download_and_tokenize_then_nothing(repo):
     first = ran(sh(repo, "dvc", "repro", "download", "tokenize"))
     assert first == {"check", "code", "download", "tokenize@200", "tokenize@300", "tokenize@400"}  # code: their digests
     assert sorted((t["stage"], t["target"]) for t in stage_times(repo)) == [  # what stagetimes.record wrote
-        ("check", "data/params.ok"), ("download", "data/raw"), *(("tokenize", "bpe") for _ in range(3))]
+        ("check", "data/params.ok"), ("code", "stages.download"), ("download", "data/raw"),
+        *(("tokenize", "bpe") for _ in range(3))]
     assert ran(sh(repo, "dvc", "repro", "download", "tokenize")) == set()
     stats = json.loads((repo / "metrics" / "data.json").read_text())
     assert (stats["train"]["titles"], stats["val"]["titles"]) == (540, 60)
