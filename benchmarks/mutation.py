@@ -7,7 +7,8 @@ makes every mutant of the core modules, runs the fast tests once to learn which 
 each mutant against those tests only, stopping at the first failure. One module at a time, its mutants in order; the
 results stay in mutants/, so a second call re-tests only the functions that changed since (delete mutants/ to start
 afresh). Then one line per module: a mutant is caught when a test fails (or it times out), and the score is caught
-over all its mutants less the equivalent ones below, which no test can catch.
+over the mutants tried (all, unless a run was stopped), less the equivalent ones below, which no test can catch.
+A mutant no test calls ("no test") counts as not caught. `mutmut show NAME` prints a mutant's change.
 """
 import argparse
 import json
@@ -21,6 +22,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # mutant -> why it changes no behaviour (mutmut's names: `mutmut show NAME` prints the change)
 EQUIVALENT = {
+    "mainrun.code.x_imports__mutmut_18": "`node.module or 'XXXX'`: only a relative `from . import x` has no module, "
+                                         "and its base is then the parent package, whatever this gave",
+    "mainrun.code.x_imports__mutmut_21": "the level test `or True`: at level 1, rsplit('.', 0)[0] is the package "
+                                         "itself, the else branch's value",
+    "mainrun.code.x_imports__mutmut_31": "`node.level >= 1`: the same rsplit('.', 0) at level 1",
+    "mainrun.code.x_project_files__mutmut_13": "range(1, len(parts) + 2): the extra name is the module's whole "
+                                               "name again, already in files",
+    "mainrun.evaluate.x_evaluate_run__mutmut_14": "model.to(None): on the CPU, where the tests run, the model is "
+                                                  "already on its device (a GPU run would catch it)",
+    "mainrun.evaluate.x_evaluate_run__mutmut_22": "ids_tensor(..., None): a CPU tensor, the device the tests run on",
+    "mainrun.evaluate.x_evaluate_run__mutmut_41": "token_nats without autocast: the default, a null context, is "
+                                                  "what fp32 runs use (a bf16 run would catch it: slow tests only)",
+    "mainrun.evaluate.x_evaluate_run__mutmut_61": "legacy_val_loss without autocast: the same, for the legacy figure",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
 }
@@ -41,11 +55,10 @@ def results(module: str) -> dict[str, int | None]:
 
 def score(module: str) -> dict:
     codes = {k: v for k, v in results(module).items() if k not in EQUIVALENT}
-    caught = sum(c in CAUGHT for c in codes.values())
-    return {"module": module, "mutants": len(codes), "caught": caught,
+    caught, tried = sum(c in CAUGHT for c in codes.values()), sum(c is not None for c in codes.values())
+    return {"module": module, "mutants": len(codes), "tried": tried, "caught": caught,
             "survived": sorted(k for k, c in codes.items() if c == 0),
-            "untested": sorted(k for k, c in codes.items() if c in (5, 33)),
-            "not_run": sum(c is None for c in codes.values()), "score": caught / len(codes) if codes else None}
+            "untested": sorted(k for k, c in codes.items() if c in (5, 33)), "score": caught / tried if tried else None}
 
 
 def main():
@@ -65,9 +78,10 @@ def main():
         print(f"{module}: mutmut ran {time.time() - t0:.0f} s", flush=True)
     for module in modules:
         s = score(module)
-        line = (f"{s['score']:6.1%} {module}: {s['caught']} of {s['mutants']} caught, {len(s['survived'])} survived, "
-                f"{len(s['untested'])} no test") if s["mutants"] else f"     - {module}: not run"
-        print(line + (f", {s['not_run']} not run" if s["not_run"] else ""))
+        line = (f"{s['score']:6.1%} {module}: {s['caught']} of {s['tried']} caught, {len(s['survived'])} survived, "
+                f"{len(s['untested'])} no test") if s["tried"] else f"     - {module}: not run"
+        untried = s["mutants"] - s["tried"]
+        print(line + (f"; {untried} of its {s['mutants']} mutants not run (stopped)" if untried and s["tried"] else ""))
         for name in s["survived"]:
             print(f"         survived: {name}")
 

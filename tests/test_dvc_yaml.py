@@ -54,10 +54,10 @@ def test_a_model_flag_reaches_no_data_stage():
 def test_the_code_digests_change_with_an_imported_file_only(tmp_path):
     from mainrun.code import digests
     files = {"__init__.py": "VERSION = 1\n", "sub/__init__.py": "",  # an empty file has nothing to digest
-             "stage.py": "from . import model\nimport os\nimport pkg.plain as p\nimport pkg.sub.inner\n\n"
-                         "def f():\n    from pkg.deep import x\n",
-             "sub/inner/__init__.py": "from . import leaf\n",  # relative to the package itself
-             "sub/inner/leaf.py": "from .. import helper\nfrom ...model import x\n",  # two and three levels up
+             "stage.py": "from .model import x\nimport os\nimport pkg.plain as p\nimport pkg.sub.inner\n\n"
+                         "def f():\n    from pkg.deep import x\n",  # no import names pkg: it is each one's parent
+             "sub/inner/__init__.py": "from . import leaf\n",  # relative to the package itself, naming a module
+             "sub/inner/leaf.py": "from ..helper import x\nfrom ...model import x\n",  # two and three levels up
              **{f"{name}.py": f"x = '{name}'\n" for name in ("model", "deep", "plain", "other", "sub/helper")}}
     for name, text in files.items():
         (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)

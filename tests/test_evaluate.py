@@ -29,6 +29,10 @@ def test_legacy_metric_is_mainrun_formula_by_hand():
     expected = sum(nll(model, ids[p + i].item(), ids[p + i + 1].item()) for p in (0, 5) for i in range(4)) / chars
     assert math.isclose(legacy_val_loss(model, ids, chars, T, B), expected, rel_tol=1e-6)
     assert legacy_counted_tokens(len(ids), T, B) == 8
+    ids = ids[:10]  # exactly two spans: the last one counts too
+    expected = sum(nll(model, ids[p + i].item(), ids[p + i + 1].item()) for p in (0, 5) for i in range(4)) / chars
+    assert math.isclose(legacy_val_loss(model, ids, chars, T, B), expected, rel_tol=1e-6)
+    assert legacy_counted_tokens(len(ids), T, B) == 8 and legacy_counted_tokens(9, T, B) == 4
 
 
 def test_honest_metrics_count_every_token_once():
