@@ -53,6 +53,8 @@ def test_the_cluster_test_runs_where_only_loopback_exists():
 
 
 @pytest.mark.skipif(IN_LOOPBACK_NAMESPACE, reason="this is the namespace")
+@pytest.mark.skipif(os.environ.get("MAINRUN_RAY_ONE_NODE") != "1",
+                    reason="about 100 s on 2 cores, which the 5-minute suite has no room for yet: MAINRUN_RAY_ONE_NODE=1")
 def test_the_one_node_test_runs_where_only_loopback_exists():
     """What CI runs of the --ray path: one node, two runs, a study switch submitted twice (docs/testing.md)."""
     in_loopback_namespace("test_a_study_switched_on_twice_over_one_ray_node_equals_local_runs")
