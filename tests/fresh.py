@@ -42,5 +42,7 @@ def loaded(code: str, out, args=(), cwd=ROOT, env=None) -> dict:
     files = {}
     for name, path in seen["files"].items():
         if Path(path).is_absolute() and Path(path).resolve().is_relative_to(ROOT.resolve()):
-            files[name] = Path(path).resolve().relative_to(ROOT.resolve()).as_posix()
+            rel = Path(path).resolve().relative_to(ROOT.resolve())
+            if "site-packages" not in rel.parts and not rel.parts[0].startswith("."):  # a venv inside the project
+                files[name] = rel.as_posix()  # (.venv, as make test makes it) is not the project's code
     return {"files": files, "edges": [tuple(e) for e in seen["edges"]]}
