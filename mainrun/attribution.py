@@ -51,6 +51,11 @@ def headline_chain(params: dict) -> list[str]:
     return chain
 
 
+def chain_or(chosen, params: dict) -> list[str]:
+    """A params list of variants, where the word `chain` stands for the headline chain (a new step joins by itself)."""
+    return headline_chain(params) if chosen == "chain" else chosen
+
+
 def split_steps(params: dict) -> dict[str, dict[str, tuple]]:
     """{step: {part: keys}} for every step of the headline chain with two or more parts."""
     parents, groups = variant_parents(params), params["attribution"]["groups"]

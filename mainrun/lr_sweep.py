@@ -6,7 +6,7 @@ lr_sweep.parts the runs the attribution study generates too, and every run an ax
 (the scale study's sizes); never a seed repeat: a sweep's noise is its size's seed noise. lr_sweep.extra adds factors
 to one swept run (python -m mainrun.lr_extend writes them). A run whose settings another run has is that run.
 """
-from .attribution import headline_chain
+from .attribution import chain_or
 from .config import ConfigError
 from .study import Run, identity, study_run, trained_as
 
@@ -32,8 +32,7 @@ def sweep_run_name(run: str, factor: float) -> str:
 
 
 def swept_variants(params: dict) -> list[str]:
-    chosen = params["lr_sweep"].get("variants", "chain")
-    return headline_chain(params) if chosen == "chain" else chosen
+    return chain_or(params["lr_sweep"].get("variants", "chain"), params)
 
 
 def swept(params: dict, found: dict[str, Run]) -> list[Run]:

@@ -5,7 +5,7 @@ Size S of run R is the run `S-R` (`small-r1_adamw`, `small-r1_adamw-seed1338`): 
 DVC caches each (run, size) on its own. Where a size gives a run the settings it already has (the default model's
 size), `S-R` is R itself (same_as): it is not a stage and nothing trains twice.
 """
-from .attribution import headline_chain
+from .attribution import chain_or
 from .study import Run, study_run
 
 
@@ -16,8 +16,7 @@ def on(params: dict) -> bool:
 
 def scale_variants(params: dict) -> list[str]:
     """scales.variants; `chain` (the committed value) is the headline chain, so a new step joins the study by itself."""
-    variants = params["scales"]["variants"]
-    return headline_chain(params) if variants == "chain" else variants
+    return chain_or(params["scales"]["variants"], params)
 
 
 def scale_run_name(size: str, run: str) -> str:
