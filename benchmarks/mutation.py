@@ -2,15 +2,19 @@
 
     python benchmarks/mutation.py [-j CHILDREN] [MODULE ...]     # e.g. mainrun.code; default: every core module
 
-mutmut (pip install -e ".[bench]"; its settings: [tool.mutmut] in pyproject.toml) copies the project to mutants/,
-makes every mutant of the core modules, runs the fast tests once to learn which tests call which function, then runs
-each mutant against those tests only, stopping at the first failure. One module at a time, its mutants in order; the
-results stay in mutants/, so a second call re-tests only the functions that changed since (delete mutants/ to start
-afresh). Then one line per module: a mutant is caught when a test fails (or it times out), and the score is caught
-over the mutants tried (all, unless a run was stopped), less the equivalent ones below, which no test can catch.
-A mutant no test calls ("no test") counts as not caught. `mutmut show NAME` prints a mutant's change.
+Each module runs alone against its own fast tests (TESTS below), in its own copy of the project,
+mutants/<module>/ (git ignores it): mutmut (pip install -e ".[bench]"; its settings: [tool.mutmut] in
+pyproject.toml, with only_mutate and the test selection narrowed to the module) makes every mutant of the module,
+runs those tests once to learn which test calls which function, then runs each mutant against those tests only,
+stopping at the first failure. The results stay in that copy, so a second call re-tests only the functions that
+changed since (delete it to start afresh). Then one line per module: a mutant is caught when a test fails (or it
+times out), and the score is caught over the mutants tried (all, unless a run was stopped), less the equivalent
+ones in EQUIVALENT, which no test can catch. A mutant no test calls ("no test") counts as not caught.
+`cd mutants/<module> && mutmut show NAME` prints a mutant's change.
 """
 import argparse
+import re
+import shutil
 import json
 import subprocess
 import sys
@@ -19,6 +23,27 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# module -> its own fast tests (a mutant runs against those of them that call the mutated function)
+STUDIES = ["tests/test_configure.py", "tests/test_scale.py", "tests/test_attribution.py", "tests/test_lr_sweep.py"]
+TESTS = {
+    "mainrun.config": ["tests/test_config.py"],
+    "mainrun.configure": STUDIES,
+    "mainrun.params": STUDIES + ["tests/test_config.py", "tests/test_bad_inputs.py"],
+    "mainrun.study": STUDIES,
+    "mainrun.noise": STUDIES,
+    "mainrun.scale": STUDIES,
+    "mainrun.attribution": STUDIES,
+    "mainrun.lr_sweep": STUDIES,
+    "mainrun.code": ["tests/test_imports.py", "tests/test_dvc_yaml.py"],
+    "mainrun.train": ["tests/test_train.py"],
+    "mainrun.evaluate": ["tests/test_evaluate.py", "tests/test_train.py"],
+    "mainrun.model": ["tests/test_model.py"],
+    "mainrun.report.analyse": ["tests/test_report.py", "tests/test_report_settings.py", "tests/test_attribution.py"],
+    "mainrun.report.attribution": ["tests/test_attribution.py", "tests/test_report.py"],
+    "mainrun.report.scale": ["tests/test_report_scale.py", "tests/test_report_lr_sweep.py"],
+    "mainrun.report.lr_sweep": ["tests/test_report_lr_sweep.py"],
+}
 
 # mutant -> why it changes no behaviour (mutmut's names: `mutmut show NAME` prints the change)
 EQUIVALENT = {
@@ -47,9 +72,31 @@ def core_modules() -> list[str]:
     return [f.removesuffix(".py").replace("/", ".") for f in files]
 
 
+def workdir(module: str) -> Path:
+    return ROOT / "mutants" / module
+
+
+def prepare(module: str) -> Path:
+    """A copy of the project (what git tracks or would track) whose mutmut settings name this module alone."""
+    work = workdir(module)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, work / name)
+    settings = (ROOT / "pyproject.toml").read_text()
+    settings = re.sub(r"only_mutate = \[.*?\]", f'only_mutate = ["{module.replace(".", "/")}.py"]', settings,
+                      flags=re.S)
+    settings = re.sub(r"pytest_add_cli_args_test_selection = \[.*?\]",
+                      f"pytest_add_cli_args_test_selection = {json.dumps(TESTS[module])}", settings, flags=re.S)
+    (work / "pyproject.toml").write_text(settings)
+    return work
+
+
 def results(module: str) -> dict[str, int | None]:
     """{mutant: mutmut's exit code} of one module."""
-    meta = ROOT / "mutants" / (module.replace(".", "/") + ".py.meta")
+    meta = workdir(module) / "mutants" / (module.replace(".", "/") + ".py.meta")
     return json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
 
 
@@ -73,8 +120,8 @@ def main():
         sys.exit(f"error: not a core module: {', '.join(unknown)}; the core is [tool.mutmut] only_mutate")
     for module in modules if not args.scores_only else ():
         t0 = time.time()
-        subprocess.run(["mutmut", "run", "--max-children", str(args.children), f"{module}.*"], cwd=ROOT,
-                       stdout=subprocess.DEVNULL, check=True)
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children)],
+                       cwd=prepare(module), stdout=subprocess.DEVNULL, check=True)
         print(f"{module}: mutmut ran {time.time() - t0:.0f} s", flush=True)
     for module in modules:
         s = score(module)

@@ -88,3 +88,16 @@ def test_configure_errors_name_the_fix(params, tmp_path, mutate, tok, message):
     with pytest.raises(ConfigError, match=message) as err:
         configure(params, fake_tokenized(tmp_path / "tok", **tok), tmp_path / "cfg", tmp_path / "runs.yaml")
     assert "\n" not in str(err.value)
+
+
+def test_a_seed_repeat_row_has_a_variants_fields_and_follows_its_study(params, tmp_path):
+    """A repeat of an opt-in study's variant trains only while that study is on; its runs.json row has every field
+    a variant's row has (the report reads them by name)."""
+    params["noise"]["variants"] = ["r1_adamw", "vocab_8k"]
+    for on in (False, True):
+        params["studies"]["vocab_sweep"] = on
+        configure(params, fake_tokenized(tmp_path / f"tok{on}"), tmp_path / f"cfg{on}", tmp_path / f"runs{on}.yaml")
+        rows = {r["name"]: r for r in json.loads((tmp_path / f"cfg{on}" / "runs.json").read_text())["runs"]}
+        assert rows["vocab_8k-seed1338"]["enabled"] is on and rows["r1_adamw-seed1338"]["enabled"]
+        assert set(rows["r1_adamw-seed1338"]) == set(rows["r1_adamw"])
+        assert rows["vocab_8k-seed1338"]["group"] is None and rows["vocab_8k-seed1338"]["repeat_of"] == "vocab_8k"

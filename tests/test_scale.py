@@ -103,3 +103,18 @@ def test_while_off_a_stale_variant_name_makes_nothing(params, tmp_path):
     check_params(params)
     trained = configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
     assert not [n for n in trained if "gone" in n]
+
+
+def test_a_params_dict_without_the_switch_has_the_study_off():
+    from mainrun import scale
+    assert not scale.on({"studies": {}}) and scale.on({"studies": {"scale": True}})
+
+
+def test_a_sized_run_whose_parent_is_not_sized_has_no_parent(params, tmp_path):
+    """scales.variants a part of the chain: the first one's parent has no run at that size, so it names none."""
+    params["studies"]["scale"] = True
+    params["scales"]["variants"] = ["r2_vocab", "r3_block256"]
+    params["noise"]["variants"] = []
+    configure(params, fake_tokenized(tmp_path / "tok"), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
+    index = {r["name"]: r for r in json.loads((tmp_path / "cfg" / "runs.json").read_text())["runs"]}
+    assert index["small-r2_vocab"]["parent"] is None and index["small-r3_block256"]["parent"] == "small-r2_vocab"
