@@ -60,6 +60,20 @@ EQUIVALENT = {
     "mainrun.evaluate.x_evaluate_run__mutmut_41": "token_nats without autocast: the default, a null context, is "
                                                   "what fp32 runs use (a bf16 run would catch it: slow tests only)",
     "mainrun.evaluate.x_evaluate_run__mutmut_61": "legacy_val_loss without autocast: the same, for the legacy figure",
+    "mainrun.scale.x_on__mutmut_3": "`.get('scale', None)`: bool(None) is False, the default it replaces",
+    "mainrun.scale.x_on__mutmut_5": "`.get('scale')`: the same None",
+    "mainrun.scale.x_runs__mutmut_52": "made_by 'XXscaleXX': made_by is only ever compared with None, 'noise' and "
+                                       "'attribution', so any other name for the scale study reads the same",
+    "mainrun.scale.x_runs__mutmut_53": "made_by 'SCALE': the same",
+    "mainrun.scale.x_sized__mutmut_9": "the third list's 'noise' renamed: the seed repeats, already in the second "
+                                       "list, come again; the same names give the same runs, in the same order",
+    "mainrun.scale.x_sized__mutmut_10": "the same, 'XXnoiseXX'",
+    "mainrun.noise.x_runs__mutmut_48": "a seed repeat's `of` None: `of` is read only for runs not made by noise "
+                                       "(mainrun.lr_sweep.swept), as seed repeats are never swept",
+    "mainrun.noise.x_runs__mutmut_52": "the same, `of` left out (None)",
+    "mainrun.noise.x_runs__mutmut_51": "made_by the variant's name, `of` None: scale then finds the repeats in its "
+                                       "third list instead of its second, at the same place (noise is the first "
+                                       "study), and lr_sweep skips them either way",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
 }
@@ -95,9 +109,19 @@ def prepare(module: str) -> Path:
 
 
 def results(module: str) -> dict[str, int | None]:
-    """{mutant: mutmut's exit code} of one module."""
+    """{mutant: mutmut's exit code} of one module: its last full run, with the survivors re-tested since."""
+    kept = workdir(module) / "results.json"
+    return json.loads(kept.read_text()) if kept.exists() else {}
+
+
+def record(module: str, names: list[str] | None) -> None:
+    """Keep mutmut's verdicts (all of them after a full run, else those of `names`): a re-test of the survivors
+    makes mutmut forget the rest, as the tests changed."""
     meta = workdir(module) / "mutants" / (module.replace(".", "/") + ".py.meta")
-    return json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    kept = results(module) if names else {}
+    (workdir(module) / "results.json").write_text(json.dumps(
+        {**kept, **({n: codes[n] for n in names} if names else codes)}, indent=0, sort_keys=True))
 
 
 def score(module: str) -> dict:
@@ -105,7 +129,9 @@ def score(module: str) -> dict:
     caught, tried = sum(c in CAUGHT for c in codes.values()), sum(c is not None for c in codes.values())
     return {"module": module, "mutants": len(codes), "tried": tried, "caught": caught,
             "survived": sorted(k for k, c in codes.items() if c == 0),
-            "untested": sorted(k for k, c in codes.items() if c in (5, 33)), "score": caught / tried if tried else None}
+            "untested": sorted(k for k, c in codes.items() if c in (5, 33)),
+            "timeouts": sorted(k for k, c in codes.items() if c in (36, -24, 24, 152, 255)),
+            "score": caught / tried if tried else None}
 
 
 def main():
@@ -113,6 +139,8 @@ def main():
     ap.add_argument("modules", nargs="*", help="dotted names, default: every module of [tool.mutmut] only_mutate")
     ap.add_argument("-j", "--children", type=int, default=1, help="mutants tested at once (default 1)")
     ap.add_argument("--scores-only", action="store_true", help="print the scores of the last runs, run nothing")
+    ap.add_argument("--survivors", action="store_true",
+                    help="re-test only the last run's survivors, against the tests as they are now")
     args = ap.parse_args()
     modules = args.modules or core_modules()
     unknown = sorted(set(modules) - set(core_modules()))
@@ -120,13 +148,17 @@ def main():
         sys.exit(f"error: not a core module: {', '.join(unknown)}; the core is [tool.mutmut] only_mutate")
     for module in modules if not args.scores_only else ():
         t0 = time.time()
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children)],
+        names = score(module)["survived"] if args.survivors else None
+        if names == []:
+            continue
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children), *(names or ())],
                        cwd=prepare(module), stdout=subprocess.DEVNULL, check=True)
+        record(module, names)
         print(f"{module}: mutmut ran {time.time() - t0:.0f} s", flush=True)
     for module in modules:
         s = score(module)
-        line = (f"{s['score']:6.1%} {module}: {s['caught']} of {s['tried']} caught, {len(s['survived'])} survived, "
-                f"{len(s['untested'])} no test") if s["tried"] else f"     - {module}: not run"
+        line = (f"{s['score']:6.1%} {module}: {s['caught']} of {s['tried']} caught ({len(s['timeouts'])} timed out), "
+                f"{len(s['survived'])} survived, {len(s['untested'])} no test") if s["tried"] else f"     - {module}: not run"
         untried = s["mutants"] - s["tried"]
         print(line + (f"; {untried} of its {s['mutants']} mutants not run (stopped)" if untried and s["tried"] else ""))
         for name in s["survived"]:
