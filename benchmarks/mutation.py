@@ -74,6 +74,15 @@ EQUIVALENT = {
     "mainrun.noise.x_runs__mutmut_51": "made_by the variant's name, `of` None: scale then finds the repeats in its "
                                        "third list instead of its second, at the same place (noise is the first "
                                        "study), and lr_sweep skips them either way",
+    "mainrun.lr_sweep.x_swept__mutmut_5": "`.get('parts', None)`: None is as false as the default False",
+    "mainrun.lr_sweep.x_swept__mutmut_7": "`.get('parts')`: the same None",
+    "mainrun.lr_sweep.x_runs__mutmut_60": "a sweep run's made_by None: made_by and `of` are read only by the studies "
+                                          "after the one that made a run, and the sweep is the last "
+                                          "(mainrun.configure.STUDIES)",
+    "mainrun.lr_sweep.x_runs__mutmut_62": "a sweep run's `of` None: the same",
+    "mainrun.lr_sweep.x_runs__mutmut_70": "a sweep run's `of` left out: the same",
+    "mainrun.lr_sweep.x_runs__mutmut_74": "made_by 'XXlr_sweepXX': the same",
+    "mainrun.lr_sweep.x_runs__mutmut_75": "made_by 'LR_SWEEP': the same",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
 }

@@ -239,3 +239,33 @@ def test_extend_with_the_sweep_off_says_how_to_switch_it_on(params, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     with pytest.raises(lr_extend.MainrunError, match=r"studies.lr_sweep is off; switch it on"):
         lr_extend.main([])
+
+
+def test_a_sweep_section_of_factors_alone_takes_every_default(params):
+    """extend, variants, parts and extra may be left out: the cap, the headline chain, no part run, no extra factor;
+    a params dict without the switch has the sweep off."""
+    from mainrun import lr_sweep
+    from mainrun.params import LR_CAP
+    params["studies"].update(attribution=True, lr_sweep=True)
+    params["lr_sweep"] = {"factors": [2]}
+    check_params(params)
+    assert lr_sweep.cap(params) == LR_CAP and lr_sweep.swept_variants(params) == CHAIN
+    assert {(r["variant"], r["lr_factor"]) for r in rows(params).values()} == {(v, 2.0) for v in CHAIN}
+    assert not lr_sweep.on({"studies": {}})
+
+
+def test_a_stray_extra_names_the_runs_the_sweep_trains(params):
+    sweep_on(params, variants=["baseline", "r1_adamw"], extra={"r2_vocab": [8]})
+    with pytest.raises(ConfigError, match=r"trains; name one of baseline, r1_adamw$"):
+        runs_on(params)
+    params["lr_sweep"]["variants"] = []
+    with pytest.raises(ConfigError, match=r"trains; name one of none \(the sweep trains no run\)$"):
+        runs_on(params)
+
+
+def test_two_sweep_runs_with_the_same_settings_train_once(params):
+    """r1_fast is r1_adamw at lr x 2: r1_fast at x 2 is r1_adamw at x 4, whichever the sweep made first."""
+    params["variants"]["r1_fast"] = {"from": "r1_adamw", "lr": 2.0e-3}
+    index = rows(sweep_on(params, variants=["r1_adamw", "r1_fast"], factors=[2, 4]))
+    assert index["r1_adamw-lr4"]["enabled"] and index["r1_fast-lr2"]["same_as"] == "r1_adamw-lr4"
+    assert not index["r1_fast-lr2"]["enabled"] and index["r1_fast-lr4"]["enabled"]
