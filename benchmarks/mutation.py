@@ -83,6 +83,10 @@ EQUIVALENT = {
     "mainrun.lr_sweep.x_runs__mutmut_70": "a sweep run's `of` left out: the same",
     "mainrun.lr_sweep.x_runs__mutmut_74": "made_by 'XXlr_sweepXX': the same",
     "mainrun.lr_sweep.x_runs__mutmut_75": "made_by 'LR_SWEEP': the same",
+    "mainrun.attribution.x_on__mutmut_3": "`.get('attribution', None)`: bool(None) is False, the default",
+    "mainrun.attribution.x_on__mutmut_5": "`.get('attribution')`: the same None",
+    "mainrun.lr_sweep.x_on__mutmut_3": "`.get('lr_sweep', None)`: bool(None) is False, the default",
+    "mainrun.lr_sweep.x_on__mutmut_5": "`.get('lr_sweep')`: the same None",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
 }
@@ -149,7 +153,8 @@ def main():
     ap.add_argument("-j", "--children", type=int, default=1, help="mutants tested at once (default 1)")
     ap.add_argument("--scores-only", action="store_true", help="print the scores of the last runs, run nothing")
     ap.add_argument("--survivors", action="store_true",
-                    help="re-test only the last run's survivors, against the tests as they are now")
+                    help="re-test only the last run's survivors (and time-outs, which a busy machine may cause), "
+                         "against the tests as they are now")
     args = ap.parse_args()
     modules = args.modules or core_modules()
     unknown = sorted(set(modules) - set(core_modules()))
@@ -157,7 +162,7 @@ def main():
         sys.exit(f"error: not a core module: {', '.join(unknown)}; the core is [tool.mutmut] only_mutate")
     for module in modules if not args.scores_only else ():
         t0 = time.time()
-        names = score(module)["survived"] if args.survivors else None
+        names = score(module)["survived"] + score(module)["timeouts"] if args.survivors else None
         if names == []:
             continue
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children), *(names or ())],

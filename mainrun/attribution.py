@@ -24,20 +24,20 @@ def part_run_name(step: str, mode: str, part: str) -> str:
 
 
 def delta_of(params: dict, variant: str) -> dict:
-    return {k: v for k, v in (params["variants"][variant] or {}).items() if k not in ("from", "study")}
+    """A step's own settings (a step of the headline chain has no `from:` or `study:`: the chain stops before them)."""
+    return params["variants"][variant] or {}
 
 
 def parts_of(delta: dict, groups: dict[str, list]) -> dict[str, tuple]:
     """{part name: its keys}: each group whose keys the delta sets (by the group's name), then every other key alone
     (by its own name), in the delta's order."""
-    parts, grouped = {}, set()
+    parts = {}
     for key in delta:
         group = next((g for g, keys in groups.items() if key in keys), None)
         if group is None:
             parts[key] = (key,)
-        elif group not in grouped:
-            parts[group] = tuple(k for k in delta if k in groups[group])
-            grouped.add(group)
+        else:
+            parts.setdefault(group, tuple(k for k in delta if k in groups[group]))
     return parts
 
 

@@ -202,3 +202,31 @@ def test_a_run_switched_off_keeps_its_stage_once_as_a_marker(params, tmp_path):
     assert json.loads((tmp_path / "cfg2" / "r4_2_rope-alone-pos.json").read_text()) == {
         "name": "r4_2_rope-alone-pos", "enabled": False}  # not re-trained at whatever else changed
     assert "r4_2_rope-alone-pos" not in read_run_list(tmp_path / "runs.yaml")
+
+
+def test_a_part_runs_row_names_its_step_part_mode_and_parent(params):
+    from mainrun.configure import run_index
+    params["studies"]["attribution"] = True
+    rows = {r["name"]: r for r in run_index(params)}
+    assert rows["r4_2_rope-drop-pos"] == {
+        "name": "r4_2_rope-drop-pos", "parent": "r4_1_rmsnorm", "group": None, "repeat_of": None,
+        "study": "attribution", "enabled": True, "step": "r4_2_rope", "part": "pos", "mode": "drop", "same_as": None}
+    assert rows["r4_3_swiglu-alone-mlp"]["parent"] == "r4_2_rope" and rows["r4_3_swiglu-alone-mlp"]["mode"] == "alone"
+
+
+def test_a_variant_named_like_a_part_run_is_refused_in_one_line(params):
+    from mainrun.config import ConfigError
+    params["variants"]["r4_3_swiglu-alone-mlp"] = {"from": "baseline", "study": "failed_attempts"}
+    with pytest.raises(ConfigError, match=r"^variant name 'r4_3_swiglu-alone-mlp' is also the name of the attribution "
+                                          r"study's run of 'r4_3_swiglu' alone 'mlp'; rename the variant$"):
+        attribution_runs(params, run_settings(params))
+
+
+def test_the_chain_stops_before_an_opt_in_variant_and_the_switch_defaults_to_off(params):
+    from mainrun import attribution
+    chain = attribution.headline_chain(params)
+    variants = params["variants"]
+    params["variants"] = {**{n: variants[n] for n in chain}, "mine": {"study": "failed_attempts", "lr": 2e-3},
+                          **{n: v for n, v in variants.items() if n not in chain}}
+    assert attribution.headline_chain(params) == chain
+    assert not attribution.on({"studies": {}})
