@@ -89,21 +89,29 @@ def _check_names(params: dict) -> None:
                                   f"noise seed {seed}; rename the variant")
 
 
+def _check_study_variants(params: dict, path: str, chosen, study: str) -> None:
+    """A study's variant list (scales.variants, lr_sweep.variants): `chain` (the headline chain) or distinct variants
+    that always run. While the study is off, a name no longer in variants only makes marker stages."""
+    variants = params["variants"]
+    if isinstance(chosen, str) and chosen != "chain":
+        raise ConfigError(f"{path} must be a list of variants or `chain` (the headline chain), got {chosen!r}")
+    if chosen == "chain":
+        return
+    _list_of(path, str, chosen)
+    _distinct(path, chosen)
+    for name in chosen:
+        if name not in variants and params["studies"].get(study):
+            raise ConfigError(f"{path}: {name!r} is not a variant; choose from {', '.join(variants)}, or write `chain` "
+                              "(the headline chain)")
+        if (variants.get(name) or {}).get("study"):
+            raise ConfigError(f"{path}: {name!r} belongs to the opt-in study {variants[name]['study']!r}; the "
+                              f"{study} study takes variants that always run")
+
+
 def _check_scales(params: dict) -> None:
     """scales.variants train at every size of scales.sizes when studies.scale is true (see mainrun/scale.py)."""
     scales, variants = params["scales"], params["variants"]
-    if isinstance(scales["variants"], str) and scales["variants"] != "chain":
-        raise ConfigError(f"scales.variants must be a list of variants or 'chain' (the headline chain), got "
-                          f"{scales['variants']!r}")
-    _list_of("scales.variants", str, scale_variants(params))
-    _distinct("scales.variants", scale_variants(params))
-    on = params["studies"].get("scale")
-    for name in scale_variants(params):
-        if name not in variants and on:  # while the study is off, a stale name only makes marker stages
-            raise ConfigError(f"scales.variants: {name!r} is not a variant; choose from {', '.join(variants)}")
-        if (variants.get(name) or {}).get("study"):
-            raise ConfigError(f"scales.variants: {name!r} belongs to the opt-in study {variants[name]['study']!r}; "
-                              "the scale study takes variants that always run")
+    _check_study_variants(params, "scales.variants", scales["variants"], "scale")
     for size, spec in scales["sizes"].items():
         if not (isinstance(size, str) and SIZE_NAME.fullmatch(size)):
             raise ConfigError(f"scales.sizes: the size name {size!r} may hold only letters, digits and '_' (it starts "
@@ -118,7 +126,7 @@ def _check_scales(params: dict) -> None:
         if spec["d_model"] % spec["n_head"]:
             raise ConfigError(f"scales.sizes.{size}: d_model {spec['d_model']} is not divisible by n_head "
                               f"{spec['n_head']}")
-    if on:
+    if params["studies"].get("scale"):
         for name in params["noise"]["variants"]:
             if name not in scale_variants(params):
                 raise ConfigError(f"noise.variants: {name!r} is not in scales.variants, so the scale study has no run "
@@ -151,19 +159,7 @@ def _check_lr_sweep(params: dict) -> None:
     """lr_sweep: the learning-rate sweep's factors, variants and extension (mainrun/lr_sweep.py)."""
     spec, variants = params["lr_sweep"], params["variants"]
     _check_factors("lr_sweep.factors", spec["factors"])
-    chosen = spec.get("variants", "chain")
-    if isinstance(chosen, str) and chosen != "chain":
-        raise ConfigError(f"lr_sweep.variants must be a list of variants or `chain` (the headline chain), got {chosen!r}")
-    if chosen != "chain":
-        _list_of("lr_sweep.variants", str, chosen)
-        _distinct("lr_sweep.variants", chosen)
-        for name in chosen:
-            if name not in variants and params["studies"].get("lr_sweep"):  # off: a stale name makes nothing
-                raise ConfigError(f"lr_sweep.variants: {name!r} is not a variant; choose from {', '.join(variants)}, "
-                                  "or write `chain` (the headline chain)")
-            if (variants.get(name) or {}).get("study"):
-                raise ConfigError(f"lr_sweep.variants: {name!r} belongs to the opt-in study "
-                                  f"{variants[name]['study']!r}; the sweep takes variants that always run")
+    _check_study_variants(params, "lr_sweep.variants", spec.get("variants", "chain"), "lr_sweep")
     cap = _mapping("lr_sweep.extend", spec.get("extend", {}), {"cap"}).get("cap", LR_CAP)
     check_value("lr_sweep.extend.cap", float, cap)
     if not (math.isfinite(cap) and cap > 1):

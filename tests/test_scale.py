@@ -84,7 +84,7 @@ def test_every_train_stage_reads_a_config_that_configure_writes(params, tmp_path
     (lambda p: p["scales"]["sizes"]["small"].update(d_model=100, n_head=3), "scales.sizes.small: d_model 100 is not"),
     (lambda p: p["scales"]["sizes"]["small"].update(width=3), r"unknown key scales.sizes.small.width"),
     (lambda p: p["scales"].update(variants=["baseline", "vocab_8k"]), "'vocab_8k' belongs to the opt-in study 'vocab_"),
-    (lambda p: p["scales"].update(variants="all"), "scales.variants must be a list of variants or 'chain'"),
+    (lambda p: p["scales"].update(variants="all"), r"scales.variants must be a list of variants or `chain` \(the headline chain\), got 'all'"),
     (lambda p: p["scales"].update(variants=["baseline", "gone"], ) or p["studies"].update(scale=True),
      r"scales.variants: 'gone' is not a variant"),
     (lambda p: p["scales"].update(variants=["baseline"]) or p["studies"].update(scale=True),
