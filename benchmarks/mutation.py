@@ -37,7 +37,7 @@ TESTS = {
     "mainrun.lr_sweep": STUDIES,
     "mainrun.code": ["tests/test_imports.py", "tests/test_dvc_yaml.py"],
     "mainrun.train": ["tests/test_train.py"],
-    "mainrun.evaluate": ["tests/test_evaluate.py", "tests/test_train.py"],
+    "mainrun.evaluate": ["tests/test_evaluate.py"],
     "mainrun.model": ["tests/test_model.py"],
     "mainrun.report.analyse": ["tests/test_report.py", "tests/test_report_settings.py", "tests/test_attribution.py"],
     "mainrun.report.attribution": ["tests/test_attribution.py", "tests/test_report.py"],
