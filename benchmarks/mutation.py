@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # module -> its own fast tests (a mutant runs against those of them that call the mutated function)
 STUDIES = ["tests/test_configure.py", "tests/test_scale.py", "tests/test_attribution.py", "tests/test_lr_sweep.py"]
 TESTS = {
-    "mainrun.config": ["tests/test_config.py", "tests/test_configure.py", "tests/test_bad_inputs.py",
-                       "tests/test_train.py"],
+    "mainrun.config": ["tests/test_config.py", "tests/test_configure.py", "tests/test_bad_inputs.py"],
     "mainrun.configure": STUDIES,
     "mainrun.params": STUDIES + ["tests/test_config.py", "tests/test_bad_inputs.py"],
     "mainrun.study": STUDIES,
