@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT
 from mainrun.runner.nodes import free_port, local_cluster
 from shared_repo import VARIANTS, results, shared_repo
+from stage_here import train_here
 from tiny_repo import sh
 from waiting import HANG_S  # waits are for events; this only turns a hang into a failure
 
@@ -192,9 +193,8 @@ def with_a_study_run(params):
 def test_a_study_switched_on_twice_over_one_ray_node_equals_local_runs(tmp_path, monkeypatch):
     """The --ray path end to end on one node: a study switched on with -S trains both runs over Ray; the same
     command again, with runs.yaml and dvc.lock rewritten and nothing committed between, submits nothing (issue 36,
-    fault 1); the runs re-trained here, one thread each as on the node, equal them bit for bit. Re-trained by the
-    train stage's own main() in this process, with the arguments dvc.yaml gives it (outputs in a folder of their
-    own): the same code on the same configs as `dvc repro -f -s`, without its three processes importing torch."""
+    fault 1); the runs re-trained here, one thread each as on the node, equal them bit for bit (the train stage's
+    main() in this process, tests/stage_here.py: the same code on the same configs as `dvc repro -f -s`)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a Ray task with one CPU runs one thread: the local runs do too
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     runs = ["baseline", "fail_adamw"]
@@ -216,17 +216,9 @@ def test_a_study_switched_on_twice_over_one_ray_node_equals_local_runs(tmp_path,
         assert json.loads((driver / "models" / n / "run.json").read_text())["execution"]["node"], n
     over_ray = results(driver, runs)
     t0 = time.time()
-    from stages.train import main as train_stage
-    here = tmp_path / "here"
-    monkeypatch.chdir(driver)  # where the stage runs: a config names its tokenizer relative to the repo
-    for n in runs:
-        monkeypatch.setattr(sys, "argv", [
-            "stages.train", "--config", f"configs/{n}.json", "--out", str(here / "models" / n),
-            "--live", str(here / "dvclive" / n), "--ckpt", str(here / ".ckpt" / n),
-            "--metrics", str(here / "metrics" / "eval" / f"{n}.json"), "--code", "data/code/train.json"])
-        train_stage()
+    train_here(driver, runs, tmp_path / "here")  # one thread, as on the node (OMP_NUM_THREADS above)
     print(f"local re-training {time.time() - t0:.1f} s")
-    assert results(here, runs) == over_ray
+    assert results(tmp_path / "here", runs) == over_ray
 
 
 def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
@@ -249,7 +241,8 @@ def test_faults_say_what_to_fix_in_one_line(tmp_path, monkeypatch):
     (repo / "README.md").write_text("an edit\n")
     assert "uncommitted changes in README.md" in error()
     sh(repo, "git", "commit", "-qam", "not pushed")
-    assert "is not on origin" in error() and "git push origin HEAD" in error()
+    not_pushed = error()
+    assert "is not on origin" in not_pushed and "git push origin HEAD" in not_pushed
     sh(repo, "dvc", "remote", "default", "--unset")
     assert "no default DVC remote" in error()
     sh(repo, "git", "checkout", ".dvc/config")
