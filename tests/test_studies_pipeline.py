@@ -64,6 +64,7 @@ def test_each_study_trains_only_its_runs_and_off_restores_the_default_report(rep
     sh(repo, "git", "commit", "-qm", "default runs")
     default_report = (repo / "reports" / "report.md").read_text()
     assert "What in each step does the work?" not in default_report and "small-baseline" not in default_report
+    assert "| baseline | 2 |" in default_report  # the seed repeat's row: mean ± std over two seeds
 
     # both studies on in one edit: their runs have no stage in this `dvc repro` yet (DVC read runs.yaml first), so
     # new_runs trains them: the scale study's at the other size only (base is the default runs), and each part of the
