@@ -1,7 +1,8 @@
-"""The opt-in scale and attribution studies in one tiny DVC repo: switching each on trains only its own runs (the
-scale study's through new_runs in the same `dvc repro`), each part of the split step at every size; switching both
-off gives the default report back byte for byte, and on again restores their runs without training. The lr sweep on
-top trains its one factor at both sizes and nothing else; off again, the report is as before."""
+"""The opt-in scale and attribution studies in one tiny DVC repo: switching both on in one edit trains only their
+runs (through new_runs in the same `dvc repro`): the scale study's at the other size, each part of the split step at
+every size; switching both off gives the default report back byte for byte, and on again restores their runs without
+training. The lr sweep with them trains its one factor at both sizes and nothing else (off again, the report is as
+before: tests/test_report_lr_sweep.py)."""
 import json
 import re
 import time
@@ -37,7 +38,8 @@ def trained(output: str) -> set[str]:
 
 
 def switch(repo, **on) -> str:
-    """params.yaml's study switches set, then plain `dvc repro` (cheaper than `dvc exp run -S`, used below too)."""
+    """params.yaml's study switches set, then plain `dvc repro` (cheaper than `dvc exp run -S`: this test is not about
+    experiments; tests/test_pipeline.py's vocabulary experiment is)."""
     text = (repo / "params.yaml").read_text()
     for study, value in on.items():
         text = re.sub(rf"\b{study}: (true|false)", f"{study}: {str(value).lower()}", text)
@@ -62,22 +64,22 @@ def test_each_study_trains_only_its_runs_and_off_restores_the_default_report(rep
     sh(repo, "git", "commit", "-qm", "default runs")
     default_report = (repo / "reports" / "report.md").read_text()
     assert "What in each step does the work?" not in default_report and "small-baseline" not in default_report
+    assert "| baseline | 2 |" in default_report  # the seed repeat's row: mean ± std over two seeds
 
-    # the scale study: its runs have no stage in this `dvc repro` yet (DVC read runs.yaml first): new_runs trains them
-    scale = switch(repo, scale=True)
+    # both studies on in one edit: their runs have no stage in this `dvc repro` yet (DVC read runs.yaml first), so
+    # new_runs trains them: the scale study's at the other size only (base is the default runs), and each part of the
+    # split step alone, at both sizes
+    on = switch(repo, scale=True, attribution=True)
     small = {"small-baseline", "small-swiglu", "small-baseline-seed7"}
-    assert ran(scale) - {"tokenize_alt"} == {"check", "configure", "new_runs", "report"} | {f"train@{n}" for n in small}
+    parts = {"swiglu-alone-mlp", "swiglu-alone-mlp_bias", "small-swiglu-alone-mlp", "small-swiglu-alone-mlp_bias"}
+    # (the drop runs are the alone runs: dropping one of two parts leaves the other alone)
+    assert ran(on) - {"tokenize_alt"} == {"check", "configure", "new_runs", "report"} | {f"train@{n}" for n in
+                                                                                          small | parts}, on
     assert (repo / "models" / "small-baseline" / "model.safetensors").is_file()
-    assert "small-baseline" in (repo / "reports" / "report.md").read_text()  # the cheapest run: on the Pareto front
     listed = stages(repo)
     assert "train@small-baseline" in listed and "train@base-baseline" not in listed  # base: the default runs
-
-    # the attribution study on top: each part alone, at both sizes
-    on = sh(repo, "dvc", "exp", "run", "-S", "studies.attribution=true")
-    parts = {"swiglu-alone-mlp", "swiglu-alone-mlp_bias", "small-swiglu-alone-mlp", "small-swiglu-alone-mlp_bias"}
-    assert ran(on) - {"tokenize_alt"} == {"check", "configure", "new_runs", "report"} | {f"train@{n}" for n in parts}
-    # (the drop runs are the alone runs: dropping one of two parts leaves the other alone)
     report = (repo / "reports" / "report.md").read_text()
+    assert "small-baseline" in report  # the cheapest run: on the Pareto front
     assert "## What in each step does the work?" in report and "figures/attribution_swiglu.png" in report
     assert (repo / "reports" / "figures" / "attribution_swiglu.png").is_file()
     by_size = json.loads((repo / "reports" / "summary.json").read_text())["attribution"]["swiglu"]
@@ -93,7 +95,7 @@ def test_each_study_trains_only_its_runs_and_off_restores_the_default_report(rep
                                                                    abs=2e-6)
 
     # both off: their runs' stages, once, write markers (never re-trained at settings changed in the same edit)
-    off = sh(repo, "dvc", "exp", "run", "-S", "studies.attribution=false", "-S", "studies.scale=false")
+    off = switch(repo, attribution=False, scale=False)
     assert trained(off) and all(n.startswith("small-") or "-alone-" in n for n in trained(off))
     assert ran(off) - {f"train@{n}" for n in trained(off)} <= {"check", "tokenize_alt", "configure", "new_runs", "report"}
     assert all(json.loads((repo / "metrics" / "eval" / f"{n}.json").read_text()) == {"skipped": True}
