@@ -196,3 +196,18 @@ def test_input_is_scaled_token_embedding_plus_learned_position(emb_scale):
     m(idx)
     scale = 16 ** -0.5 if emb_scale else 1.0
     torch.testing.assert_close(seen[0], m.token_emb.weight[idx] * scale + m.pos_emb[:, :5])
+
+
+def test_gelu_mlp_is_linear_gelu_linear_dropout():
+    torch.manual_seed(0)
+    mlp = GeluMLP(replace(TINY, dropout=0.5))
+    fc, out = (mod for mod in mlp.modules() if isinstance(mod, torch.nn.Linear))
+    x = torch.randn(2, 8, 16)
+    for training in (False, True):
+        mlp.train(training)
+        torch.manual_seed(1)
+        ours = mlp(x)
+        torch.manual_seed(1)
+        assert torch.equal(ours, F.dropout(out(F.gelu(fc(x))), 0.5, training))
+    lins = [mod for mod in GeluMLP(replace(TINY, mlp_bias=False)).modules() if isinstance(mod, torch.nn.Linear)]
+    assert len(lins) == 2 and all(lin.bias is None for lin in lins)
