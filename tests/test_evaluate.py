@@ -3,7 +3,7 @@ import math
 import torch
 from torch import nn
 
-from mainrun.evaluate import honest_metrics, legacy_counted_tokens, legacy_val_loss, token_nats
+from mainrun.evaluate import evaluate_run, honest_metrics, legacy_counted_tokens, legacy_val_loss, token_nats
 
 
 class Bigram(nn.Module):
@@ -74,3 +74,31 @@ def test_evaluating_leaves_the_model_in_the_mode_it_found_it():
         assert model.training is training
         token_nats(model, ids, block_size=4, batch_size=2)
         assert model.training is training and modes and not any(modes)
+
+
+def test_evaluate_run_scores_the_saved_weights_and_copies_the_run(tiny_run, tmp_path):
+    from safetensors.torch import save_model
+
+    from mainrun.cost import COST_KEYS
+    from mainrun.model import GPT
+    from mainrun.runlog import write_json
+    from mainrun.tokenized import load_ids, load_meta
+
+    torch.manual_seed(0)
+    model = GPT(tiny_run.model).eval()  # evaluate_run's own GPT starts from other random weights: it must load these
+    save_model(model, str(tmp_path / "model.safetensors"))
+    keys = ("parameters", "steps", "batches_per_epoch", "train_tokens_per_epoch", "train_seconds", "tokens_per_second",
+            "device", *COST_KEYS)
+    run = {k: i for i, k in enumerate(keys)}
+    write_json(tmp_path / "run.json", {**run, "name": "tiny"})
+    meta = load_meta(tiny_run.data["dir"])["val"]
+    ids = torch.from_numpy(load_ids(tiny_run.data["dir"], "val").astype("int64"))
+    T, B = tiny_run.model.block_size, tiny_run.train.batch_size
+    assert len(ids) > 2 * (T * B + 1) and T != B
+    nats, targets = token_nats(model, ids, T, B)
+    assert evaluate_run(tiny_run, tmp_path) == {
+        "val_loss": legacy_val_loss(model, ids, meta["characters"], T, B),
+        **honest_metrics(nats, targets, meta["bytes"]),
+        "val_tokens_counted_frac": legacy_counted_tokens(len(ids), T, B) / len(ids),
+        "val_tokens": len(ids), "val_characters": meta["characters"], "val_bytes": meta["bytes"],
+        "params": run["parameters"], **{k: run[k] for k in keys[1:]}}
