@@ -211,3 +211,20 @@ def test_gelu_mlp_is_linear_gelu_linear_dropout():
         assert torch.equal(ours, F.dropout(out(F.gelu(fc(x))), 0.5, training))
     lins = [mod for mod in GeluMLP(replace(TINY, mlp_bias=False)).modules() if isinstance(mod, torch.nn.Linear)]
     assert len(lins) == 2 and all(lin.bias is None for lin in lins)
+
+
+def test_every_linear_and_embedding_weight_is_normal_0_002_and_every_bias_zero():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=2000, d_model=256, n_head=4, n_layer=1))
+    for name, p in m.named_parameters():
+        if name.endswith("bias"):
+            assert torch.count_nonzero(p) == 0, name
+        elif p.dim() == 2:  # token_emb (= head), qkv, proj, the MLP's two
+            assert abs(p.mean().item()) < 1e-3 and abs(p.std().item() - 0.02) < 1e-3, name
+
+
+@pytest.mark.parametrize("flags", [{}, FULL_STACK])
+def test_saved_state_holds_the_parameters_only(flags):
+    """The causal mask and the RoPE tables are rebuilt from the config, never saved with the weights."""
+    m = GPT(replace(TINY, **flags))
+    assert set(m.state_dict()) == {name for name, _ in m.named_parameters(remove_duplicate=False)}
