@@ -14,8 +14,9 @@ import torch
 from mainrun.checkpoint import Checkpoint
 from mainrun.config import Interrupted, RunConfig, TrainConfig
 from mainrun.tokenized import load_ids
-from mainrun.train import (Progress, TrainingDiverged, get_batch, log_evaluation, log_losses, make_optimizer,
-                           make_scheduler, restore, resume_state, schedule_of, timing, train, train_step)
+from mainrun.train import (FINGERPRINT_STEPS, Progress, TrainingDiverged, first_steps, get_batch, log_evaluation,
+                           log_losses, make_optimizer, make_scheduler, restore, resume_state, schedule_of, timing,
+                           train, train_step)
 from waiting import finish, run_to_end, wait_for
 
 
@@ -151,6 +152,16 @@ def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
     assert 0 < t["first_step"] <= s["train_seconds"]
     assert json.loads((tmp_path / "out" / "run.json").read_text())["timing"] == t
     assert t["loop"][0] < t["loop"][1]  # when its training loop ran
+    n_train, T, B = len(load_ids(tiny_run.data["dir"], "train")), tiny_run.model.block_size, tiny_run.train.batch_size
+    batches, steps, _ = schedule_of(tiny_run, n_train)
+    resolved = replace(tiny_run, train=tiny_run.train.resolved(False))  # what ran: `auto` made concrete for the CPU
+    assert [s[k] for k in ("name", "config_digest", "batches_per_epoch", "steps", "train_tokens_per_epoch")] == [
+        "tiny", resolved.digest(), batches, steps, n_train]
+    assert s["eval_seconds"] > 0 and all(s[k] == round(s[k], 2) for k in ("train_seconds", "eval_seconds"))
+    assert s["tokens_per_second"] == pytest.approx(steps * T * B / s["train_seconds"], rel=0.05)
+    # its fingerprint: the first losses as mainrun.prove replays them, bit for bit
+    assert s["fingerprint"] == {"losses": first_steps(tiny_run, FINGERPRINT_STEPS, torch.get_num_threads()), "code": {}}
+    assert len(s["fingerprint"]["losses"]) == FINGERPRINT_STEPS < steps
     execution = json.loads((tmp_path / "out" / "run.json").read_text())["execution"]
     assert {"node", "host", "device", "slot", "threads", "checkpoint_every_s"} <= set(execution)  # none overwritten
     assert (execution["slot"], execution["device"]) == ("unslotted", "cpu") and execution["threads"] >= 1
