@@ -369,3 +369,10 @@ def test_the_curves_never_open_the_dvc_repo(tmp_path, monkeypatch):
     live.next_step()
     live.end()
     assert (tmp_path / "live" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()[1].split("\t")[-1] == "1.0"
+
+
+def test_a_stop_before_the_first_step_says_so(tiny_run, tmp_path, monkeypatch):
+    import mainrun.train as t
+    signal_on_call(monkeypatch, t, "GPT", 1)  # Ctrl-C while the model is built
+    with pytest.raises(Interrupted, match=r"^\[tiny\] interrupted: before its first step; run dvc repro again$"):
+        train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
