@@ -141,3 +141,14 @@ def test_honest_metric_short_tail_is_one_sequence():
     nats, n = token_nats(PositionProbe(), torch.zeros(9, dtype=torch.long), block_size=3, batch_size=4)
     per_pos = [-torch.log_softmax(torch.tensor([float(p), 0, 0, 0]), 0)[0].item() for p in range(3)]
     assert n == 8 and math.isclose(nats, 2 * sum(per_pos) + per_pos[0] + per_pos[1], rel_tol=1e-6)
+
+
+def test_honest_metric_adds_the_batch_sums_in_float64():
+    model, T, B = Bigram(), 2, 2
+    ids = torch.randint(0, 5, (203,), generator=torch.Generator().manual_seed(0))  # 101 windows: 51 batches
+    total = 0.0
+    for p in range(0, 202, T * B):
+        x = torch.stack([ids[s:s + T] for s in range(p, min(p + T * B, 202), T)])
+        y = torch.stack([ids[s + 1:s + T + 1] for s in range(p, min(p + T * B, 202), T)])
+        total += F.cross_entropy(model(x)[0].view(-1, 5), y.view(-1), reduction="sum").item()
+    assert token_nats(model, ids, T, B) == (total, 202)
