@@ -376,3 +376,10 @@ def test_a_stop_before_the_first_step_says_so(tiny_run, tmp_path, monkeypatch):
     signal_on_call(monkeypatch, t, "GPT", 1)  # Ctrl-C while the model is built
     with pytest.raises(Interrupted, match=r"^\[tiny\] interrupted: before its first step; run dvc repro again$"):
         train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+
+
+def test_the_progress_bar_names_the_run_counts_its_steps_and_shows_the_last_val_loss(tiny_run, tmp_path, capsys):
+    s = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=True)
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert bar.startswith("tiny: 100%") and f" {s['steps']}/{s['steps']} " in bar
+    assert f"val_loss={s['final_val_loss']:.4f}]" in bar
