@@ -157,7 +157,7 @@ def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
     resolved = replace(tiny_run, train=tiny_run.train.resolved(False))  # what ran: `auto` made concrete for the CPU
     assert [s[k] for k in ("name", "config_digest", "batches_per_epoch", "steps", "train_tokens_per_epoch")] == [
         "tiny", resolved.digest(), batches, steps, n_train]
-    assert s["eval_seconds"] > 0 and all(s[k] == round(s[k], 2) for k in ("train_seconds", "eval_seconds"))
+    assert s["eval_seconds"] >= 0 and all(s[k] == round(s[k], 2) for k in ("train_seconds", "eval_seconds"))
     assert s["tokens_per_second"] == pytest.approx(steps * T * B / s["train_seconds"], rel=0.05)
     # its fingerprint: the first losses as mainrun.prove replays them, bit for bit
     assert s["fingerprint"] == {"losses": first_steps(tiny_run, FINGERPRINT_STEPS, torch.get_num_threads()), "code": {}}
