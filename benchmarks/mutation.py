@@ -46,6 +46,7 @@ TESTS = {
 }
 
 # mutant -> why it changes no behaviour (mutmut's names: `mutmut show NAME` prints the change)
+_FOUR_D = "the attention's q, k, v are always 4-D (B, nh, T, hs): dimension +2 is dimension -2"
 EQUIVALENT = {
     "mainrun.code.x_imports__mutmut_18": "`node.module or 'XXXX'`: only a relative `from . import x` has no module, "
                                          "and its base is then the parent package, whatever this gave",
@@ -89,6 +90,13 @@ EQUIVALENT = {
     "mainrun.lr_sweep.x_on__mutmut_5": "`.get('lr_sweep')`: the same None",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
+    "mainrun.model.x_rope_tables__mutmut_3": "`head_dim / 2`: RoPE needs an even head size (GPTConfig refuses an odd "
+                                            "one), and arange(4.0) / 4.0 is arange(4).float() / 4",
+    "mainrun.model.x_apply_rope__mutmut_3": "`x.size(+2)`: " + _FOUR_D,
+    "mainrun.model.xǁCausalSelfAttentionǁforward__mutmut_103": "`k.transpose(+2, -1)`: " + _FOUR_D,
+    "mainrun.model.xǁCausalSelfAttentionǁforward__mutmut_119": 'float("-INF") is float("-inf")',
+    "mainrun.model.xǁCausalSelfAttentionǁ__init____mutmut_58": "the mask's persistent=None: register_buffer reads it "
+                                                               "as a truth value, and None is as false as False",
 }
 
 CAUGHT = {1, 3, 36, -24, 24, 152, 255}  # a test failed (3: pytest's internal error), or it ran past its time limit

@@ -153,3 +153,78 @@ def test_full_stack_block_is_the_writeups_arithmetic(training):
         results.append((out, *torch.autograd.grad(out, [x, *block.parameters()], grad_out)))
     for ours, theirs in zip(*results):
         assert torch.equal(ours, theirs)
+
+
+class OnCuda(torch.Tensor):
+    """A CPU tensor that says it is on CUDA: the attention then makes its 4-D SDPA call (CUDA's), here on the CPU."""
+
+    @property
+    def is_cuda(self):
+        return True
+
+
+def test_sdpa_cuda_call_is_causal_attention_with_its_dropout():
+    torch.manual_seed(0)
+    manual = GPT(replace(TINY, dropout=0.5)).blocks[0].attn.eval()
+    fused = GPT(replace(TINY, attn="sdpa", dropout=0.5)).blocks[0].attn.eval()
+    fused.load_state_dict(manual.state_dict())
+    x = torch.randn(3, 8, 16)
+    on_cuda = fused(x.as_subclass(OnCuda)).as_subclass(torch.Tensor)
+    torch.testing.assert_close(on_cuda, manual(x), rtol=1e-5, atol=1e-5)
+    fused.train().resid_drop = torch.nn.Identity()  # the attention's own dropout alone
+    assert not torch.allclose(fused(x.as_subclass(OnCuda)).as_subclass(torch.Tensor), on_cuda)
+
+
+def test_swiglu_biases_follow_mlp_bias():
+    mlp = GPT(replace(TINY, mlp="swiglu", mlp_bias=True)).blocks[0].mlp
+    assert all(lin.bias is not None for lin in (mlp.gate, mlp.up, mlp.down))
+
+
+def test_too_long_a_sequence_is_refused_with_its_length():
+    with pytest.raises(ValueError, match=r"^sequence length 9 exceeds block_size 8$"):
+        GPT(TINY)(torch.zeros(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize("emb_scale", [False, True])
+def test_input_is_scaled_token_embedding_plus_learned_position(emb_scale):
+    m = GPT(replace(TINY, emb_scale=emb_scale)).eval()
+    with torch.no_grad():
+        m.pos_emb.normal_()  # zero at init: give the positions a value to add
+    seen = []
+    m.drop.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    idx = torch.randint(0, 50, (2, 5))  # shorter than block_size: the first 5 positions
+    m(idx)
+    scale = 16 ** -0.5 if emb_scale else 1.0
+    torch.testing.assert_close(seen[0], m.token_emb.weight[idx] * scale + m.pos_emb[:, :5])
+
+
+def test_gelu_mlp_is_linear_gelu_linear_dropout():
+    torch.manual_seed(0)
+    mlp = GeluMLP(replace(TINY, dropout=0.5))
+    fc, out = (mod for mod in mlp.modules() if isinstance(mod, torch.nn.Linear))
+    x = torch.randn(2, 8, 16)
+    for training in (False, True):
+        mlp.train(training)
+        torch.manual_seed(1)
+        ours = mlp(x)
+        torch.manual_seed(1)
+        assert torch.equal(ours, F.dropout(out(F.gelu(fc(x))), 0.5, training))
+    lins = [mod for mod in GeluMLP(replace(TINY, mlp_bias=False)).modules() if isinstance(mod, torch.nn.Linear)]
+    assert len(lins) == 2 and all(lin.bias is None for lin in lins)
+
+
+def test_every_linear_and_embedding_weight_is_normal_0_002_and_every_bias_zero():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=2000, d_model=256, n_head=4, n_layer=1))
+    for name, p in m.named_parameters():
+        if name.endswith("bias"):
+            assert torch.count_nonzero(p) == 0, name
+        elif p.dim() == 2:  # token_emb (= head), qkv, proj, the MLP's two
+            assert abs(p.mean().item()) < 1e-3 and abs(p.std().item() - 0.02) < 1e-3, name
+
+
+@pytest.mark.parametrize("flags", [{}, FULL_STACK])
+def test_saved_state_holds_the_parameters_only(flags):
+    """The causal mask and the RoPE tables are rebuilt from the config, never saved with the weights."""
+    m = GPT(replace(TINY, **flags))
+    assert set(m.state_dict()) == {name for name, _ in m.named_parameters(remove_duplicate=False)}

@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import json
 import math
@@ -13,7 +14,9 @@ import torch
 from mainrun.checkpoint import Checkpoint
 from mainrun.config import Interrupted, RunConfig, TrainConfig
 from mainrun.tokenized import load_ids
-from mainrun.train import TrainingDiverged, get_batch, schedule_of, train
+from mainrun.train import (FINGERPRINT_STEPS, Progress, TrainingDiverged, first_steps, get_batch, log_evaluation,
+                           log_losses, make_optimizer, make_scheduler, restore, resume_state, schedule_of, timing,
+                           train, train_step)
 from waiting import finish, run_to_end, wait_for
 
 
@@ -36,6 +39,101 @@ def test_schedule_matches_the_published_baseline_log():
     assert evals == [1] + list(range(44, 925, 44)) + [938]  # the steps of mainrun/logs/baseline.log
 
 
+def test_optimizers_take_the_configured_lr_weight_decay_and_fused_switch():
+    model = torch.nn.Linear(2, 2)
+    sgd = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=0.3))
+    assert type(sgd) is torch.optim.SGD and (sgd.defaults["lr"], sgd.defaults["weight_decay"]) == (0.1, 0.3)
+    for fused in (True, False, "auto"):  # auto is resolved before: unresolved, it is not a yes
+        adamw = make_optimizer(model, TrainConfig(optimizer="adamw", lr=0.2, weight_decay=0.4, fused_adamw=fused))
+        assert type(adamw) is torch.optim.AdamW
+        assert [adamw.defaults[k] for k in ("lr", "weight_decay", "fused")] == [0.2, 0.4, fused is True]
+
+
+def test_schedules_cosine_over_all_steps_or_restarts_every_so_many_epochs():
+    def sched(**kw):
+        opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=1.0)
+        return make_scheduler(opt, TrainConfig(**kw), max_steps=10, batches=4)
+    cosine = sched(schedule="cosine")
+    assert type(cosine) is torch.optim.lr_scheduler.CosineAnnealingLR and cosine.T_max == 10
+    restarts = sched(schedule="warm_restarts", restart_epochs=1.5)
+    assert type(restarts) is torch.optim.lr_scheduler.CosineAnnealingWarmRestarts and restarts.T_0 == 6
+    assert sched(schedule="warm_restarts", restart_epochs=0.1).T_0 == 1  # round(0.4) = 0: at least one step
+
+
+def test_train_step_is_one_clipped_step_from_fresh_gradients_then_the_schedule_moves():
+    from mainrun.config import GPTConfig
+    from mainrun.model import GPT
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=4, n_layer=1, n_head=1, d_model=8, dropout=0.0))
+    xb, yb = torch.randint(0, 20, (2, 4)), torch.randint(0, 20, (2, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = model(xb, yb)[1]
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)  # a stale gradient: the step must not add to it
+    got = train_step(model, opt, sched, xb, yb, contextlib.nullcontext, grad_clip=0.01)
+    assert got.item() == loss.item() and not got.requires_grad  # detached: no graph kept until it is logged
+    for p, p0, g in zip(model.parameters(), before, grads):
+        torch.testing.assert_close(p.detach(), p0 - 0.5 * g * 0.01 / (norm + 1e-6))  # clipped to norm 0.01
+    assert sched.last_epoch == 1 and opt.param_groups[0]["lr"] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)) / 2)
+
+
+class FakeLive:
+    def __init__(self):
+        self.step, self.logged, self.summaries = 0, [], 0
+
+    def log_metric(self, name, value):
+        self.logged.append((self.step, name, value))
+
+    def make_summary(self):
+        self.summaries += 1
+
+
+def test_log_losses_logs_each_pending_loss_at_its_step_and_empties_the_list():
+    live, pending = FakeLive(), [(3, torch.tensor(1.5)), (4, torch.tensor(0.25))]
+    assert log_losses(live, pending, "v") == [(3, 1.5), (4, 0.25)]
+    assert live.logged == [(3, "train_loss", 1.5), (4, "train_loss", 0.25)] and pending == []
+    assert log_losses(live, pending, "v") == [] and live.logged == [(3, "train_loss", 1.5), (4, "train_loss", 0.25)]
+    with pytest.raises(TrainingDiverged, match=r"^variant 'v' diverged at step 5: training loss is nan; "
+                                               r"lower its lr or check its settings$"):
+        log_losses(live, [(5, torch.tensor(float("nan")))], "v")
+
+
+def test_log_evaluation_logs_epoch_elapsed_and_throughput_at_the_step():
+    live = FakeLive()
+    log_evaluation(live, 1.5, Progress(step=8, train_s=2.123, eval_s=0.5), batches=4, tokens_per_step=8)
+    assert live.step == 8 and live.summaries == 1
+    assert live.logged == [(8, "val_loss", 1.5), (8, "epoch", 2), (8, "elapsed_s", 2.62), (8, "tokens_per_s", 30.1)]
+    live = FakeLive()
+    log_evaluation(live, 1.5, Progress(step=9, train_s=0.0), batches=4, tokens_per_step=8)  # a new epoch's first
+    assert [v for _, name, v in live.logged if name in ("epoch", "tokens_per_s")] == [3, 7.2e10]
+
+
+def test_restore_gives_back_the_progress_and_random_state_it_saved():
+    from mainrun.config import GPTConfig
+    from mainrun.model import GPT
+    import random
+    cpu, model = torch.device("cpu"), GPT(GPTConfig(vocab_size=20, block_size=4, n_layer=1, n_head=1, d_model=8))
+    opt = torch.optim.AdamW(model.parameters())
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    p = Progress(step=3, ptr=96, train_s=1.5, eval_s=0.25, first_losses=[4.0, 3.9, 3.8])
+    state = resume_state(model, opt, sched, p, cpu)
+    draws = torch.rand(3), random.random()
+    assert restore(state, model, opt, sched, cpu) == p
+    assert torch.equal(torch.rand(3), draws[0]) and random.random() == draws[1]
+    older = {k: v for k, v in state.items() if k != "first_losses"}  # a checkpoint of code before fingerprints
+    assert restore(older, model, opt, sched, cpu).first_losses == [None]
+    assert restore({**older, "step": 0}, model, opt, sched, cpu).first_losses == []
+
+
+def test_timing_rounds_to_a_tenth_of_a_millisecond_and_keeps_none():
+    assert timing(1.234567, None, 0.00012345, (100.12345, 200.98765), 2.5) == {
+        "startup": 1.2346, "setup": None, "first_step": 0.0001, "save": 2.5, "loop": [100.123, 200.988]}
+
+
 def _curve(live_dir, name):
     import pandas as pd
     return pd.read_csv(live_dir / "plots" / "metrics" / f"{name}.tsv", sep="\t")
@@ -54,6 +152,16 @@ def test_tiny_training_learns_and_writes_everything(tiny_run, tmp_path):
     assert 0 < t["first_step"] <= s["train_seconds"]
     assert json.loads((tmp_path / "out" / "run.json").read_text())["timing"] == t
     assert t["loop"][0] < t["loop"][1]  # when its training loop ran
+    n_train, T, B = len(load_ids(tiny_run.data["dir"], "train")), tiny_run.model.block_size, tiny_run.train.batch_size
+    batches, steps, _ = schedule_of(tiny_run, n_train)
+    resolved = replace(tiny_run, train=tiny_run.train.resolved(False))  # what ran: `auto` made concrete for the CPU
+    assert [s[k] for k in ("name", "config_digest", "batches_per_epoch", "steps", "train_tokens_per_epoch")] == [
+        "tiny", resolved.digest(), batches, steps, n_train]
+    assert s["eval_seconds"] >= 0 and all(s[k] == round(s[k], 2) for k in ("train_seconds", "eval_seconds"))
+    assert s["tokens_per_second"] == pytest.approx(steps * T * B / s["train_seconds"], rel=0.05)
+    # its fingerprint: the first losses as mainrun.prove replays them, bit for bit
+    assert s["fingerprint"] == {"losses": first_steps(tiny_run, FINGERPRINT_STEPS, torch.get_num_threads()), "code": {}}
+    assert len(s["fingerprint"]["losses"]) == FINGERPRINT_STEPS < steps
     execution = json.loads((tmp_path / "out" / "run.json").read_text())["execution"]
     assert {"node", "host", "device", "slot", "threads", "checkpoint_every_s"} <= set(execution)  # none overwritten
     assert (execution["slot"], execution["device"]) == ("unslotted", "cpu") and execution["threads"] >= 1
@@ -261,3 +369,17 @@ def test_the_curves_never_open_the_dvc_repo(tmp_path, monkeypatch):
     live.next_step()
     live.end()
     assert (tmp_path / "live" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()[1].split("\t")[-1] == "1.0"
+
+
+def test_a_stop_before_the_first_step_says_so(tiny_run, tmp_path, monkeypatch):
+    import mainrun.train as t
+    signal_on_call(monkeypatch, t, "GPT", 1)  # Ctrl-C while the model is built
+    with pytest.raises(Interrupted, match=r"^\[tiny\] interrupted: before its first step; run dvc repro again$"):
+        train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=False)
+
+
+def test_the_progress_bar_names_the_run_counts_its_steps_and_shows_the_last_val_loss(tiny_run, tmp_path, capsys):
+    s = train(tiny_run, tmp_path / "out", tmp_path / "live", tmp_path / "ckpt", progress=True)
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert bar.startswith("tiny: 100%") and f" {s['steps']}/{s['steps']} " in bar
+    assert f"val_loss={s['final_val_loss']:.4f}]" in bar
