@@ -91,6 +91,15 @@ EQUIVALENT = {
                                              "folder itself: no module, as the root is no package",
 }
 
+SAME_VARIANTS = ("every size holds the same variants and repeats (configure puts each at every size), so the names "
+                 "read from another size's rows are the same")
+EQUIVALENT |= {
+    "mainrun.report.scale.x_read_scale__mutmut_24": "the chain read at rows[1]'s size, not rows[0]'s: rows[1] is at "
+                                                    "the first size but for a one-variant chain; then " + SAME_VARIANTS,
+    "mainrun.report.scale.x_steps__mutmut_9": "the first size read at rows[1]: the same size but for a one-variant "
+                                              "chain, which has no step at any size",
+}
+
 CAUGHT = {1, 3, 36, -24, 24, 152, 255}  # a test failed (3: pytest's internal error), or it ran past its time limit
 
 
