@@ -230,3 +230,41 @@ def test_the_chain_stops_before_an_opt_in_variant_and_the_switch_defaults_to_off
                           **{n: v for n, v in variants.items() if n not in chain}}
     assert attribution.headline_chain(params) == chain
     assert not attribution.on({"studies": {}})
+
+
+@pytest.mark.usefixtures("charts_not_rendered")
+def test_the_report_reads_the_part_runs_and_sums_up_each_step(params, tmp_path):
+    """From the artifacts: r4_3_swiglu's parts finished (its drop-mlp is its alone-mlp_bias), r4_2_rope's did not, so
+    it is left out. r4_2_rope -> r4_3_swiglu is 1.25 -> 1.2 on the legacy figure, σ 0.01 (test_report.chain_values)."""
+    from test_report import chain_values, make_report
+    params["studies"]["attribution"] = True
+    parts = {"r4_3_swiglu-alone-mlp": 1.21, "r4_3_swiglu-alone-mlp_bias": 1.25, "r4_3_swiglu-drop-mlp_bias": 1.21}
+    text, summary = make_report(tmp_path, params, chain_values() | parts)
+
+    def comp(delta, judgement):
+        return {"delta": delta, "judgement": judgement, "metric": "val_loss", "threshold": 0.028284,
+                "cost": {"params": [1000, 1000], "train_seconds": [1.0, 1.0]}}
+    assert summary["attribution"] == {"r4_3_swiglu": {"default": {
+        "parent": "r4_2_rope", "whole": comp(-0.05, "better"), "interaction": -0.01, "interaction_threshold": 0.04,
+        "adds_up": "the parts add up", "carriers": "mlp carries the step's effect (better, alone and when dropped last).",
+        "parts": {"mlp": {"alone": comp(-0.04, "better"), "dropped": comp(-0.05, "better"), "same_function": False},
+                  "mlp_bias": {"alone": comp(0.0, "within noise"), "dropped": comp(-0.01, "within noise"),
+                               "same_function": False}}}}}
+    assert "**r4_3_swiglu** at size default (on r4_2_rope; judged on legacy val_loss)" in text
+
+
+def test_part_runs_are_read_at_each_size_under_their_default_size_names(params, tmp_path):
+    """A part run that is another run (same_as) is not read, even where a file of its name is there."""
+    from mainrun.report.attribution import load_part_runs
+    from test_report import fake_artifacts
+    params["studies"]["attribution"] = params["studies"]["scale"] = True
+    fake_artifacts(tmp_path, params, {"r4_3_swiglu-alone-mlp": 1.21, "small-r4_3_swiglu-alone-mlp": 1.5,
+                                      "r4_3_swiglu-drop-mlp": 9.0})
+    index = json.loads((tmp_path / "configs" / "runs.json").read_text())["runs"]
+    found = load_part_runs(index, tmp_path / "configs", tmp_path / "metrics", tmp_path / "dvclive")
+    assert {size: list(runs) for size, runs in found.items()} == {None: ["r4_3_swiglu-alone-mlp"],
+                                                                  "small": ["r4_3_swiglu-alone-mlp"]}
+    r = found["small"]["r4_3_swiglu-alone-mlp"]
+    assert (r.name, r.parent, r.study, r.repeat_of, r.settings["mlp"], r.metrics["val_loss"]) == (
+        "small-r4_3_swiglu-alone-mlp", "small-r4_2_rope", "attribution", None, "swiglu", 1.5)
+    assert r.curves["val_loss"] == ([1, 10], [2.0, 1.5])
