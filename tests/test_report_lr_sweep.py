@@ -292,3 +292,38 @@ def test_a_sweep_run_is_never_read_as_a_default_run(tmp_path):
         write_json(tmp_path / f"{name}.json", config)
     write_json(tmp_path / "runs.json", {"runs": rows})
     assert list(read_configs(tmp_path)) == ["v"]
+
+
+def test_chain_labels_name_each_rows_chain():
+    """The chain of a row's variant (at a size: of the variant it scales), else the part runs, else 'other'."""
+    runs = {n: Run(n, {}, parent, group) for n, parent, group in
+            [("a", None, 0), ("b", "a", 0), ("c", "a", 1), ("d", "c", 1)]}
+    index = [{"name": n} for n in "abcd"] + [
+        {"name": "s-alone-x", "step": "b"}, {"name": "big-s-alone-x", "variant": "s-alone-x", "size": "big"},
+        {"name": "big-d", "variant": "d", "size": "big"}, {"name": "z"}]
+    assert lr_sweep.chain_labels(index, runs) == {
+        "a": "the headline chain", "b": "the headline chain", "c": "the chain on a", "d": "the chain on a",
+        "s-alone-x": "the attribution study's part runs", "big-s-alone-x": "the attribution study's part runs",
+        "big-d": "the chain on a", "z": "other swept variants"}
+
+
+def test_load_runs_reads_the_finished_sweep_runs_and_the_variants_they_sweep(tmp_path):
+    """Not a run already known, one whose metrics are missing, one switched off or one that is another run."""
+    params = committed_params()
+    params["data"]["source"] = "synthetic"
+    fake_artifacts(tmp_path, params, chain_values() | {"r1_adamw-lr2": 1.0})
+    add_sweep(tmp_path, {("r1_adamw", 2): 1.0, ("r1_adamw", 0.5): 1.1, ("r2_vocab", 2): 1.0})
+    index = json.loads((tmp_path / "configs" / "runs.json").read_text())["runs"]
+    known = {"r2_vocab": Run("r2_vocab", {})}
+
+    def load(index):
+        return lr_sweep.load_runs(index, known, tmp_path / "configs", tmp_path / "metrics")
+    found = load(index)
+    assert sorted(found) == ["r1_adamw", "r1_adamw-lr2"]
+    r, v = found["r1_adamw-lr2"], found["r1_adamw"]
+    assert (r.name, r.parent, r.study, r.metrics["val_loss"], r.settings["lr"]) == (
+        "r1_adamw-lr2", None, "lr_sweep", 1.0, pytest.approx(2 * v.settings["lr"]))
+    assert (v.parent, v.study, r.data) == ("baseline", None, v.data) and r.data
+    for change in ({"enabled": False}, {"same_as": "r1_adamw"}):
+        assert "r1_adamw-lr2" not in load([{**row, **change} if row["name"] == "r1_adamw-lr2" else row
+                                           for row in index])
