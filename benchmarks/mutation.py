@@ -100,7 +100,8 @@ EQUIVALENT |= {
                                               "chain, which has no step at any size",
 }
 HAS_ROW = ("every name load_runs reads is a row's name or variant, and each has its own row in configs/runs.json "
-           "(a variant's, a scale or part run's), which always holds 'enabled' (mainrun.study.Run.row, mainrun.configure.variant_runs)")
+           "(a variant's, a scale or part run's), which always holds 'enabled' (mainrun.study.Run.row, "
+           "mainrun.configure.variant_runs)")
 EQUIVALENT |= {f"mainrun.report.lr_sweep.x_load_runs__mutmut_{n}": HAS_ROW for n in (16, 18, 22, 24, 27)}
 EQUIVALENT["mainrun.report.lr_sweep.x_study__mutmut_14"] = (
     "one more pass of resolve: a same_as chain is at most len(alias) long, so the name is already one with no alias")

@@ -246,7 +246,8 @@ def test_the_report_reads_the_part_runs_and_sums_up_each_step(params, tmp_path):
                 "cost": {"params": [1000, 1000], "train_seconds": [1.0, 1.0]}}
     assert summary["attribution"] == {"r4_3_swiglu": {"default": {
         "parent": "r4_2_rope", "whole": comp(-0.05, "better"), "interaction": -0.01, "interaction_threshold": 0.04,
-        "adds_up": "the parts add up", "carriers": "mlp carries the step's effect (better, alone and when dropped last).",
+        "adds_up": "the parts add up",
+        "carriers": "mlp carries the step's effect (better, alone and when dropped last).",
         "parts": {"mlp": {"alone": comp(-0.04, "better"), "dropped": comp(-0.05, "better"), "same_function": False},
                   "mlp_bias": {"alone": comp(0.0, "within noise"), "dropped": comp(-0.01, "within noise"),
                                "same_function": False}}}}}

@@ -34,7 +34,8 @@ CHAIN = headline_chain(committed_params())  # the committed chain: a new step jo
     ([("s", "within noise", 0), ("m", "worse", .2), ("l", "within noise", 0)],
      "no single trend: within noise at s, worse at m, within noise at l"),
     ([("s", "better", -.2), ("m", "not measured", 0)], "not measured (no seed repeats at some size)"),
-    ([("s", "better", -.2), ("m", "same run", 0), ("l", "same run", 0)], "not judged: the step makes no change at m, l"),
+    ([("s", "better", -.2), ("m", "same run", 0), ("l", "same run", 0)],
+     "not judged: the step makes no change at m, l"),
     ([("s", "better", -.1)], "holds at every size (better)"),  # a step that finished at one size only
     ([], "not measured"),
 ])

@@ -189,8 +189,8 @@ def test_only_with_verdict_words():
     runs = {"adam": Run("adam", {"optimizer": "adamw"}), "sgd": Run("sgd", {"optimizer": "sgd"})}
 
     def verdict(adam, sgd):
-        return only_with_verdict([SimpleNamespace(ref="adam", judgement=adam), SimpleNamespace(ref="sgd", judgement=sgd)],
-                                 runs)
+        return only_with_verdict([SimpleNamespace(ref="adam", judgement=adam),
+                                  SimpleNamespace(ref="sgd", judgement=sgd)], runs)
     assert verdict("better", "within noise") == "holds" and verdict("better", "worse") == "holds"
     assert verdict("better", "better") == "does not hold" and verdict("within noise", "worse") == "does not hold"
     assert verdict("better", "not measured") == "not measured" and only_with_verdict([], runs) is None
@@ -209,7 +209,8 @@ def test_vocab_sweep_rows_and_bests():
                                 run("v8-again", 8000, 1.0, 1.0), run("lr", 8000, 1.0, 1.0, lr=2e-3)]}
     noise = {"val_loss": Noise({}, 0.01, 4), "val_bpb": Noise({}, 0.01, 4)}
     s = vocab_sweep(["v8", "v32"], runs, noise)
-    assert (s.ref, s.rows, s.best_bpb, s.best_legacy) == ("p", [(8000, "v8"), (16000, "p"), (32000, "v32")], "v8", "v32")
+    assert s.ref == "p" and s.rows == [(8000, "v8"), (16000, "p"), (32000, "v32")]
+    assert (s.best_bpb, s.best_legacy) == ("v8", "v32")
     assert (s.best.ref, s.best.run, s.best.delta) == ("v32", "v8", pytest.approx(-0.05))
     assert vocab_sweep(["lr"], runs, noise) is None and vocab_sweep(["p"], runs, noise) is None
 
