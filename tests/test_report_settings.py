@@ -206,7 +206,7 @@ def test_vocab_sweep_rows_and_bests():
                    metrics={"val_bpb": bpb, "val_loss": loss})
     runs = {r.name: r for r in [run("p", 16000, 2.0, 1.5, parent=None), run("v8", 8000, 1.9, 1.6),
                                 run("v32", 32000, 1.95, 1.4), run("v8-seed", 8000, 1.0, 1.0, repeat_of="v8"),
-                                run("v8-again", 8000, 1.0, 1.0), run("lr", 8000, 1.0, 1.0, lr=2e-3)]}
+                                run("v8-again", 8000, 1.0, 1.0), run("lr", 64000, 1.0, 1.0, lr=2e-3)]}
     noise = {"val_loss": Noise({}, 0.01, 4), "val_bpb": Noise({}, 0.01, 4)}
     s = vocab_sweep(["v8", "v32"], runs, noise)
     assert s.ref == "p" and s.rows == [(8000, "v8"), (16000, "p"), (32000, "v32")]
@@ -227,3 +227,21 @@ def test_chains_studies_and_attempts_from_the_runs():
     assert study_runs(runs) == {"fails": ["s"], "other": ["t"]}
     noise = {"val_loss": None, "val_bpb": None}
     assert [(c.ref, c.run, round(c.delta, 6)) for c in attempts(["s", "t"], runs, noise)] == [("b", "s", 0.3)]
+
+
+def test_only_with_stacks_the_chains_making_the_same_changes_on_other_optimisers():
+    """Each chain's last run against its base, where chains with the same changes stand on bases whose optimisers
+    differ; the base nearest the root first. A chain of other changes, or on a base that did not run, is no part."""
+    from mainrun.report.analyse import only_with
+
+    def run(name, parent, group, optimizer, **settings):
+        return Run(name, {"optimizer": optimizer, **settings}, parent, group, metrics={"val_loss": 1.0, "val_bpb": 1.0})
+    both = {"norm": "rmsnorm", "pos": "rope"}
+    runs = {r.name: r for r in [
+        run("sgd", None, 0, "sgd"), run("adam", "sgd", 0, "adamw"),
+        run("adam_n", "adam", 1, "adamw", norm="rmsnorm"), run("adam_nr", "adam_n", 1, "adamw", **both),
+        run("sgd_n", "sgd", 2, "sgd", norm="rmsnorm"), run("sgd_nr", "sgd_n", 2, "sgd", **both),
+        run("swiglu", "adam", 3, "adamw", mlp="swiglu"), run("orphan", "gone", 4, "sgd", **both)]}
+    stacked = only_with(runs, {"val_loss": None, "val_bpb": None})
+    assert [(c.ref, c.run, c.keys) for c in stacked] == [("sgd", "sgd_nr", ("norm", "pos")),
+                                                        ("adam", "adam_nr", ("norm", "pos"))]
