@@ -336,11 +336,12 @@ def test_chain_labels_name_each_rows_chain():
             [("a", None, 0), ("b", "a", 0), ("c", "a", 1), ("d", "c", 1)]}
     index = [{"name": n} for n in "abcd"] + [
         {"name": "s-alone-x", "step": "b"}, {"name": "big-s-alone-x", "variant": "s-alone-x", "size": "big"},
-        {"name": "big-d", "variant": "d", "size": "big"}, {"name": "z"}]
+        {"name": "big-d", "variant": "d", "size": "big"}, {"name": "d-lr2", "variant": "d", "lr_factor": 2,
+                                                            "size": None}, {"name": "z"}]
     assert lr_sweep.chain_labels(index, runs) == {
         "a": "the headline chain", "b": "the headline chain", "c": "the chain on a", "d": "the chain on a",
         "s-alone-x": "the attribution study's part runs", "big-s-alone-x": "the attribution study's part runs",
-        "big-d": "the chain on a", "z": "other swept variants"}
+        "big-d": "the chain on a", "d-lr2": "the chain on a", "z": "other swept variants"}
 
 
 def test_load_runs_reads_the_finished_sweep_runs_and_the_variants_they_sweep(tmp_path):
@@ -390,3 +391,5 @@ def test_only_with_adamw_again_at_each_sides_best_lr():
     for left_out in ("sgd", "adam_n"):
         assert tuned({v: s for v, s in sweeps.items() if v != left_out}) is None
     assert tuned(sweeps, {n: r for n, r in runs.items() if n != "adam_n"}) is None  # one base: nothing to compare
+    sweeps["sgd_n"] = sweep("sgd_n", {0.5: 3.1, 1: 3.0, 2: 2.98}, optimizer="sgd", norm="rmsnorm")  # within noise
+    assert tuned(sweeps)["tuned"] == "holds"

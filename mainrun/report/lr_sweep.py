@@ -214,7 +214,7 @@ def chain_labels(index: list[dict], runs: dict[str, Run]) -> dict[str, str]:
     of = {n: label[g] for g, names in groups.items() for n in names}
     found = {}
     for r in index:
-        base = r.get("variant", r["name"]) if r.get("size") else r["name"]
+        base = r.get("variant", r["name"])  # a scale or sweep row's: the run it scales or sweeps
         found[r["name"]] = of.get(base) or ("the attribution study's part runs" if base in parts else
                                             "other swept variants")
     return found
