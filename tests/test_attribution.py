@@ -282,6 +282,7 @@ def test_carriers_words():
     assert carriers(step(N, ("a", N, N), ("b", N, None))) == "The step is within noise; so is every part alone."
     assert carriers(step(N, ("a", B, N), ("b", N, N))) == (
         "The step is within noise; alone, a moves the loss beyond noise, and the other parts cancel it.")
+    assert carriers(step(N, ("a", B, N), ("b", W, N), ("c", N, N))).startswith("The step is within noise; alone, a, b ")
     assert carriers(step(W, ("a", N, W), ("b", N, N))) == "a carries the step's effect (worse, when dropped last)."
     assert carriers(step(B, ("a", B, N), ("b", B, None))) == "a and b carry the step's effect (better, alone)."
     assert carriers(step(B, ("a", B, B), ("b", B, N))) == (
@@ -350,3 +351,15 @@ def test_the_default_size_is_the_one_holding_the_default_runs(monkeypatch):
     assert [s.size for s in found["s"]] == ["mid"]  # small: no part runs
     monkeypatch.setattr(attribution, "load_part_runs", lambda *a: {})
     assert attribution.study(ROWS, chain, NOISE, [], None, None, None) == {}  # no part run finished
+
+
+def test_on_metric_moves_a_comparison_to_the_other_metric():
+    from mainrun.report.analyse import compare
+    from mainrun.report.attribution import on_metric
+    p, v = run("p", 3.0), Run("v", {"vocab_size": 8000}, metrics={"val_loss": 2.9, "val_bpb": 3.2})
+    c = on_metric(compare(p, v, NOISE), p, v, "val_loss", NOISE)  # judged on val_bpb alone, on val_loss here
+    assert (c.metric, c.other, c.judgement) == ("val_loss", "val_bpb", "better")
+    assert (c.delta, c.other_delta) == (pytest.approx(-0.1), pytest.approx(0.2))
+    none = {"val_loss": None, "val_bpb": None}
+    c = on_metric(compare(p, v, none), p, v, "val_loss", none)
+    assert (c.threshold, c.judgement) == (None, "not measured")
