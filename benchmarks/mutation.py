@@ -99,6 +99,30 @@ EQUIVALENT = {
                                                                "as a truth value, and None is as false as False",
 }
 
+SAME_VARIANTS = ("every size holds the same variants and repeats (configure puts each at every size), so the names "
+                 "read from another size's rows are the same")
+EQUIVALENT |= {
+    "mainrun.report.scale.x_read_scale__mutmut_24": "the chain read at rows[1]'s size, not rows[0]'s: rows[1] is at "
+                                                    "the first size but for a one-variant chain; then " + SAME_VARIANTS,
+    "mainrun.report.scale.x_steps__mutmut_9": "the first size read at rows[1]: the same size but for a one-variant "
+                                              "chain, which has no step at any size",
+}
+HAS_ROW = ("every name load_runs reads is a row's name or variant, and each has its own row in configs/runs.json "
+           "(a variant's, a scale or part run's), which always holds 'enabled' (mainrun.study.Run.row, "
+           "mainrun.configure.variant_runs)")
+EQUIVALENT |= {f"mainrun.report.lr_sweep.x_load_runs__mutmut_{n}": HAS_ROW for n in (16, 18, 22, 24, 27)}
+EQUIVALENT["mainrun.report.lr_sweep.x_study__mutmut_14"] = (
+    "one more pass of resolve: a same_as chain is at most len(alias) long, so the name is already one with no alias")
+EQUIVALENT |= {
+    "mainrun.report.analyse.x_judge__mutmut_12": "`delta <= 0` for `< 0`: a Δ of 0 is within noise at any threshold "
+                                                 "(σ >= 0), so it never reaches the better/worse line",
+    "mainrun.report.attribution.x_defects__mutmut_5": "'XX, XX' joining a same-function part's keys: SAME_FUNCTION_KEYS "
+                                                      "is attn alone, so such a part has one key, joined by nothing",
+    "mainrun.report.attribution.x_steps_at__mutmut_40": "next() without its None: configure writes an alone and a drop "
+                                                        "row for every part (mainrun.attribution.attribution_runs), so "
+                                                        "a part's drop row is always there",
+}
+
 CAUGHT = {1, 3, 36, -24, 24, 152, 255}  # a test failed (3: pytest's internal error), or it ran past its time limit
 
 

@@ -230,3 +230,136 @@ def test_the_chain_stops_before_an_opt_in_variant_and_the_switch_defaults_to_off
                           **{n: v for n, v in variants.items() if n not in chain}}
     assert attribution.headline_chain(params) == chain
     assert not attribution.on({"studies": {}})
+
+
+@pytest.mark.usefixtures("charts_not_rendered")
+def test_the_report_reads_the_part_runs_and_sums_up_each_step(params, tmp_path):
+    """From the artifacts: r4_3_swiglu's parts finished (its drop-mlp is its alone-mlp_bias), r4_2_rope's did not, so
+    it is left out. r4_2_rope -> r4_3_swiglu is 1.25 -> 1.2 on the legacy figure, σ 0.01 (test_report.chain_values)."""
+    from test_report import chain_values, make_report
+    params["studies"]["attribution"] = True
+    parts = {"r4_3_swiglu-alone-mlp": 1.21, "r4_3_swiglu-alone-mlp_bias": 1.25, "r4_3_swiglu-drop-mlp_bias": 1.21}
+    text, summary = make_report(tmp_path, params, chain_values() | parts)
+
+    def comp(delta, judgement):
+        return {"delta": delta, "judgement": judgement, "metric": "val_loss", "threshold": 0.028284,
+                "cost": {"params": [1000, 1000], "train_seconds": [1.0, 1.0]}}
+    assert summary["attribution"] == {"r4_3_swiglu": {"default": {
+        "parent": "r4_2_rope", "whole": comp(-0.05, "better"), "interaction": -0.01, "interaction_threshold": 0.04,
+        "adds_up": "the parts add up",
+        "carriers": "mlp carries the step's effect (better, alone and when dropped last).",
+        "parts": {"mlp": {"alone": comp(-0.04, "better"), "dropped": comp(-0.05, "better"), "same_function": False},
+                  "mlp_bias": {"alone": comp(0.0, "within noise"), "dropped": comp(-0.01, "within noise"),
+                               "same_function": False}}}}}
+    assert "**r4_3_swiglu** at size default (on r4_2_rope; judged on legacy val_loss)" in text
+
+
+def test_part_runs_are_read_at_each_size_under_their_default_size_names(params, tmp_path):
+    """A part run that is another run (same_as) is not read, even where a file of its name is there."""
+    from mainrun.report.attribution import load_part_runs
+    from test_report import fake_artifacts
+    params["studies"]["attribution"] = params["studies"]["scale"] = True
+    fake_artifacts(tmp_path, params, {"r4_3_swiglu-alone-mlp": 1.21, "small-r4_3_swiglu-alone-mlp": 1.5,
+                                      "r4_3_swiglu-drop-mlp": 9.0})
+    index = json.loads((tmp_path / "configs" / "runs.json").read_text())["runs"]
+    found = load_part_runs(index, tmp_path / "configs", tmp_path / "metrics", tmp_path / "dvclive")
+    assert {size: list(runs) for size, runs in found.items()} == {None: ["r4_3_swiglu-alone-mlp"],
+                                                                  "small": ["r4_3_swiglu-alone-mlp"]}
+    r = found["small"]["r4_3_swiglu-alone-mlp"]
+    assert (r.name, r.parent, r.study, r.repeat_of, r.settings["mlp"], r.metrics["val_loss"]) == (
+        "small-r4_3_swiglu-alone-mlp", "small-r4_2_rope", "attribution", None, "swiglu", 1.5)
+    assert r.curves["val_loss"] == ([1, 10], [2.0, 1.5])
+
+
+def test_carriers_words():
+    """Whole-step verdict and each part's (alone, dropped last): which part the line names, and how."""
+    from types import SimpleNamespace as NS
+
+    def step(whole, *parts):
+        return NS(whole=NS(judgement=whole),
+                  parts=[NS(name=n, alone=NS(judgement=a), dropped=d and NS(judgement=d)) for n, a, d in parts])
+    B, W, N = "better", "worse", "within noise"
+    assert carriers(step(N, ("a", N, N), ("b", N, None))) == "The step is within noise; so is every part alone."
+    assert carriers(step(N, ("a", B, N), ("b", N, N))) == (
+        "The step is within noise; alone, a moves the loss beyond noise, and the other parts cancel it.")
+    assert carriers(step(N, ("a", B, N), ("b", W, N), ("c", N, N))).startswith("The step is within noise; alone, a, b ")
+    assert carriers(step(W, ("a", N, W), ("b", N, N))) == "a carries the step's effect (worse, when dropped last)."
+    assert carriers(step(B, ("a", B, N), ("b", B, None))) == "a and b carry the step's effect (better, alone)."
+    assert carriers(step(B, ("a", B, B), ("b", B, N))) == (
+        "a carries the step's effect (better, alone and when dropped last).")
+    assert carriers(step(W, ("a", N, N), ("b", N, None))) == (
+        "No single part carries the step's effect (worse): it needs its parts together.")
+
+
+def test_a_part_is_judged_on_the_whole_steps_metric():
+    """The step changes the vocabulary (judged on val_bpb); its norm part alone changes no counting key, yet is judged
+    on val_bpb too, so the interaction adds like with like. A part with the parent's settings on its data is that
+    run."""
+    def run(name, loss, bpb, **settings):
+        return Run(name, {"vocab_size": 16000, **settings}, data={"fingerprint": "x"},
+                   metrics={"val_loss": loss, "val_bpb": bpb})
+    noise = {"val_loss": Noise({}, 0.01, 4), "val_bpb": Noise({}, 0.02, 4)}
+    rows = [{"name": f"s-{mode}-{part}", "step": "s", "parent": "p", "part": part, "mode": mode, "same_as": None}
+            for mode in ("alone", "drop") for part in ("vocab", "norm")]
+    runs = {"p": run("p", 3.0, 2.0), "s": run("s", 2.0, 1.8, vocab_size=8000, norm="rmsnorm"),
+            "s-alone-vocab": run("s-alone-vocab", 2.0, 1.9, vocab_size=8000),
+            "s-alone-norm": run("s-alone-norm", 3.1, 1.9, norm="rmsnorm"),
+            "s-drop-vocab": run("s-drop-vocab", 3.1, 1.9, norm="rmsnorm"),
+            "s-drop-norm": run("s-drop-norm", 2.0, 1.9, vocab_size=8000)}
+    [step] = steps_at("default", runs, rows, noise)
+    norm = step.parts[1]
+    for c, delta, other_delta in ((norm.alone, -0.1, 0.1), (norm.dropped, -0.1, 0.0)):
+        assert (c.metric, c.other, c.threshold, c.judgement) == ("val_bpb", "val_loss", pytest.approx(0.0566, abs=1e-4),
+                                                               "better")
+        assert (c.delta, c.other_delta) == (pytest.approx(delta), pytest.approx(other_delta))
+    assert step.interaction == pytest.approx(-0.2 - (-0.1 - 0.1))
+    runs["s-alone-norm"] = run("s-alone-norm", 3.0, 2.0)  # the parent's settings: the same run, kept as it is
+    alone = steps_at("default", runs, rows, noise)[0].parts[1].alone
+    assert (alone.judgement, alone.metric) == ("same run", "val_loss")
+
+
+def test_a_step_is_summed_only_when_its_runs_and_all_its_parts_finished():
+    def without(*names):
+        return {n: r for n, r in pool(3.0, 3.1, 3.1, 3.0, 3.0, 3.1).items() if n not in names}
+    assert steps_at("default", without("s-alone-b"), ROWS, NOISE) == []
+    assert steps_at("default", without("p"), ROWS, NOISE) == []
+    other = [{**r, "name": "t" + r["name"][1:], "step": "t"} for r in ROWS]  # a step listed first that did not run
+    [step] = steps_at("default", without(), other + ROWS, NOISE)
+    assert step.step == "s"
+    [step] = steps_at("default", without(), ROWS, {"val_loss": None, "val_bpb": None})
+    assert (step.interaction_threshold, step.adds_up) == (None, "not measured")
+
+
+def test_the_summary_rounds_to_six_places():
+    noise = {m: Noise({}, 0.0123457, 4) for m in ("val_loss", "val_bpb")}
+    [step] = steps_at("default", pool(3.0, 3.1234567, 3.1, 3.0, 3.0, 3.1), ROWS, noise)
+    from mainrun.report.attribution import summary
+    s = summary({"s": [step]})["s"]["default"]
+    assert (s["whole"]["delta"], s["interaction"], s["interaction_threshold"]) == (0.123457, 0.023457, 0.049383)
+
+
+def test_the_default_size_is_the_one_holding_the_default_runs(monkeypatch):
+    """Its pool is every default run (the scale study may scale fewer) and the part runs of the default size."""
+    from mainrun.report import attribution
+    from mainrun.report.scale import Size
+    default = pool(3.0, 3.1, 3.1, 3.0, 3.0, 3.1)
+    chain = {n: r for n, r in default.items() if "-" not in n}
+    parts = {None: {n: r for n, r in default.items() if "-" in n}}
+    monkeypatch.setattr(attribution, "load_part_runs", lambda *a: parts)
+    sizes = [Size("small", {"p": run("small-p", 4.0)}, NOISE), Size("mid", {"p": chain["p"]}, NOISE)]  # p scaled only
+    found = attribution.study(ROWS, chain, NOISE, sizes, None, None, None)
+    assert [s.size for s in found["s"]] == ["mid"]  # small: no part runs
+    monkeypatch.setattr(attribution, "load_part_runs", lambda *a: {})
+    assert attribution.study(ROWS, chain, NOISE, [], None, None, None) == {}  # no part run finished
+
+
+def test_on_metric_moves_a_comparison_to_the_other_metric():
+    from mainrun.report.analyse import compare
+    from mainrun.report.attribution import on_metric
+    p, v = run("p", 3.0), Run("v", {"vocab_size": 8000}, metrics={"val_loss": 2.9, "val_bpb": 3.2})
+    c = on_metric(compare(p, v, NOISE), p, v, "val_loss", NOISE)  # judged on val_bpb alone, on val_loss here
+    assert (c.metric, c.other, c.judgement) == ("val_loss", "val_bpb", "better")
+    assert (c.delta, c.other_delta) == (pytest.approx(-0.1), pytest.approx(0.2))
+    none = {"val_loss": None, "val_bpb": None}
+    c = on_metric(compare(p, v, none), p, v, "val_loss", none)
+    assert (c.threshold, c.judgement) == (None, "not measured")

@@ -80,12 +80,16 @@ def test_noise_rule_pools_sigma_over_every_repeated_variant():
     assert noise_spread(runs) == groups
     ss = 2 * statistics.variance(groups["a"]) + statistics.variance(groups["b"])
     noise = pooled_noise(groups)
-    assert noise.df == 3 and noise.sigma == pytest.approx(math.sqrt(ss / 3))
+    assert noise.df == 3 and noise.sigma == pytest.approx(math.sqrt(ss / 3)) and noise.groups == groups
     assert noise.threshold == pytest.approx(2 * math.sqrt(2) * noise.sigma)
     assert noise_levels(runs)["val_bpb"].sigma == pytest.approx(noise.sigma)
+    doubled = {n: Run(n, {}, repeat_of=r.repeat_of, metrics={"val_loss": v, "val_bpb": 2 * v})
+               for n, r in runs.items() for v in [r.metrics["val_loss"]]}
+    assert noise_levels(doubled)["val_bpb"].sigma == pytest.approx(2 * noise.sigma)  # each metric its own spread
     t = noise.threshold
     assert judge(1.01 * t, t) == "worse" and judge(-1.01 * t, t) == "better" and judge(0.99 * t, t) == "within noise"
     assert judge(5.0, None) == "not measured" and pooled_noise({}) is None
+    assert judge(t, t) == "within noise"  # |Δ| must exceed the threshold
 
 
 def test_every_difference_is_judged_against_the_measured_noise(params, tmp_path):

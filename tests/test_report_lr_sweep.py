@@ -83,12 +83,15 @@ def test_a_sweep_that_reached_the_cap_names_no_factor_to_add():
     assert not s.capped("val_loss", 512) and s.beyond("val_loss", 512) == 512
     low = sweep("v", {f: 3.0 + 0.01 * math.log2(f) for f in wide})  # best at ÷256
     assert low.capped("val_loss", 256) and not sweep("v", BOWL).capped("val_loss", 1)  # interior: never capped
+    assert not sweep("v", {1 / 128: 2.9, 1: 3.0}).capped("val_loss", 256)  # ÷128: one more halving to the cap
 
 
 def test_a_flat_bottom_lists_the_lrs_within_noise_of_the_best():
     p = step(shifted(3.0, f2=0.02, f0_5=0.03), shifted(2.9))  # 0.02 < 0.0283 < 0.03
     assert p.flat == {"p": [2], "v": []}
     assert sweep("v", BOWL).flat("val_loss", None) == []  # no noise measured: no flag
+    t = NOISE["val_loss"].threshold
+    assert sweep("v", {1: 0.0, 2: t, 4: 2 * t}).flat("val_loss", t) == [2]  # at the threshold is within noise
 
 
 def test_lr_sensitivity_is_the_mean_loss_above_the_best_over_the_lrs_both_swept():
@@ -100,8 +103,33 @@ def test_lr_sensitivity_is_the_mean_loss_above_the_best_over_the_lrs_both_swept(
     assert p.sensitivity_threshold == pytest.approx(2 * 0.01 * math.sqrt(2 * (1 - 1 / 4)))
     assert p.basin == "widens"
     assert step(run, ref).basin == "narrows"
+    assert step(run, ref).sensitivity == (pytest.approx(0.05), pytest.approx(0.15))  # the run side's ×8 left out
     assert step(ref, {f: v - 0.1 for f, v in ref.items() if f != 8}).basin == "no change shown"
     assert sensitivity_threshold(None, 4) is None and sensitivity_threshold(0.01, 1) is None
+    assert sensitivity_threshold(0.01, 2) == pytest.approx(0.02)  # 2σ·√(2·½)
+
+
+def test_a_pair_without_noise_or_of_one_run_under_two_names():
+    p = pair(sweep("p", BOWL), sweep("v", shifted(-0.5), norm="rmsnorm"), {"val_loss": None, "val_bpb": None}, 256)
+    assert (p.threshold, p.judgement, p.outcome, p.sensitivity_threshold, p.basin) == (
+        None, "not measured", "not measured", None, "not measured")
+
+    def twin(variant):  # the same settings on the same data
+        return Sweep(variant, tuple(replace(pt, run=replace(pt.run, data={"fingerprint": "x"}))
+                                    for pt in sweep(variant, BOWL).points))
+    p = pair(twin("p"), twin("v"), NOISE, 256)
+    assert (p.default.judgement, p.judgement, p.outcome) == ("same run", "same run", "same run")
+
+
+def test_each_variants_own_metric():
+    """That of the step into it, else of the first step out of it, else the legacy figure."""
+    from types import SimpleNamespace as NS
+
+    def step_(ref, run, metric):
+        return None, NS(ref=NS(variant=ref), run=NS(variant=run), metric=metric)
+    steps = [step_("a", "b", "val_bpb"), step_("b", "c", "val_loss"), step_("a", "d", "val_loss")]
+    assert lr_sweep.own_metrics(dict.fromkeys("abcdx"), steps) == {
+        "a": "val_bpb", "b": "val_bpb", "c": "val_loss", "d": "val_loss", "x": "val_loss"}
 
 
 def run_at(name, loss, parent=None, lr=1e-3, **settings):
@@ -150,6 +178,7 @@ def test_renaming_every_run_changes_no_number():
     assert numbers(found[0]) == numbers(found[1])
     assert [(p.ref.variant, p.run.variant) for _, p in found[1][0].steps] == [("zeta", "m0"), ("m0", "alpha")]
     assert [p.outcome for _, p in found[0][0].steps] == ["gain vanishes", "holds"]  # a→b: -0.05, then 3.0 vs 3.0
+    assert found[0][0].size == "default" and found[0][0].default  # no scale study: the one size is the default
 
 
 def test_a_sweep_run_that_is_another_run_takes_that_runs_numbers():
@@ -161,6 +190,11 @@ def test_a_sweep_run_that_is_another_run_takes_that_runs_numbers():
     pool["twin"] = replace(pool.pop("b-lr2"), name="twin")
     found = study(index, pool, {v: pool[v] for v in "abc"}, NOISE, [])
     assert numbers(found) == numbers(plain) and found[0].sweeps["b"].points[-1].run.name == "twin"
+    del pool["c-lr2"]  # not finished; and a's sweep left out: b's step has no swept parent
+    index = [r for r in sweep_index(names) if r["variant"] != "a"]
+    [found] = study(index, pool, {v: pool[v] for v in "abc"}, NOISE, [])
+    assert [(p.ref.variant, p.run.variant) for _, p in found.steps] == [("b", "c")]
+    assert [pt.factor for pt in found.sweeps["c"].points] == [0.5, 1.0]
 
 
 def test_each_size_uses_its_own_runs_and_noise(tmp_path):
@@ -172,8 +206,10 @@ def test_each_size_uses_its_own_runs_and_noise(tmp_path):
     loud = {m: Noise({}, 0.1, 4) for m in NOISE}
     sizes = [Size("small", runs, NOISE), Size("big", {v: pool[big[v]] for v in "abc"}, loud)]
     index = sweep_index(names) + sweep_index(big, size="big")
-    small, large = study(index, pool, runs, NOISE, sizes)
+    gone = sweep_index({k: f"gone-{n}" for k, n in names.items()}, size="gone")  # a size whose runs did not load
+    small, large = study(gone + index, pool, runs, NOISE, sizes)
     assert (small.size, large.size) == ("small", "big")  # the default runs' size takes the default rows
+    assert (small.default, large.default, small.noise, large.noise) == (True, False, NOISE, loud)
     assert set(large.sweeps) == {"big-a", "big-b", "big-c"}
     ab_small, ab_large = small.steps[0][1], large.steps[0][1]
     assert ab_large.default.delta == pytest.approx(1.1 * (3.05 - 3.1))
@@ -292,3 +328,68 @@ def test_a_sweep_run_is_never_read_as_a_default_run(tmp_path):
         write_json(tmp_path / f"{name}.json", config)
     write_json(tmp_path / "runs.json", {"runs": rows})
     assert list(read_configs(tmp_path)) == ["v"]
+
+
+def test_chain_labels_name_each_rows_chain():
+    """The chain of a row's variant (at a size: of the variant it scales), else the part runs, else 'other'."""
+    runs = {n: Run(n, {}, parent, group) for n, parent, group in
+            [("a", None, 0), ("b", "a", 0), ("c", "a", 1), ("d", "c", 1)]}
+    index = [{"name": n} for n in "abcd"] + [
+        {"name": "s-alone-x", "step": "b"}, {"name": "big-s-alone-x", "variant": "s-alone-x", "size": "big"},
+        {"name": "big-d", "variant": "d", "size": "big"}, {"name": "d-lr2", "variant": "d", "lr_factor": 2,
+                                                            "size": None}, {"name": "z"}]
+    assert lr_sweep.chain_labels(index, runs) == {
+        "a": "the headline chain", "b": "the headline chain", "c": "the chain on a", "d": "the chain on a",
+        "s-alone-x": "the attribution study's part runs", "big-s-alone-x": "the attribution study's part runs",
+        "big-d": "the chain on a", "d-lr2": "the chain on a", "z": "other swept variants"}
+
+
+def test_load_runs_reads_the_finished_sweep_runs_and_the_variants_they_sweep(tmp_path):
+    """Not a run already known, one whose metrics are missing, one switched off or one that is another run."""
+    params = committed_params()
+    params["data"]["source"] = "synthetic"
+    fake_artifacts(tmp_path, params, chain_values() | {"r1_adamw-lr2": 1.0})
+    add_sweep(tmp_path, {("r1_adamw", 2): 1.0, ("r1_adamw", 0.5): 1.1, ("r2_vocab", 2): 1.0})
+    index = json.loads((tmp_path / "configs" / "runs.json").read_text())["runs"]
+    known = {"r2_vocab": Run("r2_vocab", {})}
+
+    def load(index):
+        return lr_sweep.load_runs(index, known, tmp_path / "configs", tmp_path / "metrics")
+    found = load(index)
+    assert sorted(found) == ["r1_adamw", "r1_adamw-lr2"]
+    r, v = found["r1_adamw-lr2"], found["r1_adamw"]
+    assert (r.name, r.parent, r.study, r.metrics["val_loss"], r.settings["lr"]) == (
+        "r1_adamw-lr2", None, "lr_sweep", 1.0, pytest.approx(2 * v.settings["lr"]))
+    assert (v.parent, v.study, r.data) == ("baseline", None, v.data) and r.data
+    for change in ({"enabled": False}, {"same_as": "r1_adamw"}):
+        assert "r1_adamw-lr2" not in load([{**row, **change} if row["name"] == "r1_adamw-lr2" else row
+                                           for row in index])
+
+
+def test_only_with_adamw_again_at_each_sides_best_lr():
+    """The same change (norm) on an SGD base and on an AdamW base: it helps on AdamW alone at the default lr, on
+    both at their best lrs (SGD's at x2, the sweep's edge). None without the study's sweeps of every base and end."""
+    def run(name, parent, group, optimizer, loss, **settings):
+        return Run(name, {"lr": 1e-3, "optimizer": optimizer, **settings}, parent, group,
+                   metrics={"val_loss": loss, "val_bpb": loss})
+    runs = {r.name: r for r in [run("sgd", None, 0, "sgd", 3.0), run("adam", "sgd", 0, "adamw", 2.9),
+                                run("sgd_n", "sgd", 1, "sgd", 3.0, norm="rmsnorm"),
+                                run("adam_n", "adam", 2, "adamw", 2.8, norm="rmsnorm")]}
+    sweeps = {"sgd": sweep("sgd", {0.5: 3.1, 1: 3.0, 2: 3.05}, optimizer="sgd"),
+              "adam": sweep("adam", {0.5: 3.0, 1: 2.9, 2: 3.0}, optimizer="adamw"),
+              "sgd_n": sweep("sgd_n", {0.5: 3.1, 1: 3.0, 2: 2.8}, optimizer="sgd", norm="rmsnorm"),
+              "adam_n": sweep("adam_n", {0.5: 2.9, 1: 2.8, 2: 2.9}, optimizer="adamw", norm="rmsnorm")}
+
+    def tuned(sweeps, runs=runs, default=True):
+        return lr_sweep.only_with_tuned([lr_sweep.SizeSweep("d", sweeps, {}, [], NOISE, default)], runs, NOISE)
+    found = tuned(sweeps)
+    assert (found["default"], found["tuned"]) == ("holds", "does not hold")
+    assert [(p.ref.variant, p.run.variant, p.judgement) for p in found["pairs"]] == [
+        ("sgd", "sgd_n", "better"), ("adam", "adam_n", "better")]
+    assert found["pairs"][0].edges == {"sgd_n": ("largest", 4)}
+    assert tuned(sweeps, default=False) is None and lr_sweep.only_with_tuned([], runs, NOISE) is None
+    for left_out in ("sgd", "adam_n"):
+        assert tuned({v: s for v, s in sweeps.items() if v != left_out}) is None
+    assert tuned(sweeps, {n: r for n, r in runs.items() if n != "adam_n"}) is None  # one base: nothing to compare
+    sweeps["sgd_n"] = sweep("sgd_n", {0.5: 3.1, 1: 3.0, 2: 2.98}, optimizer="sgd", norm="rmsnorm")  # within noise
+    assert tuned(sweeps)["tuned"] == "holds"

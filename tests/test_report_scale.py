@@ -2,6 +2,7 @@
 the scale section of a report built from fake artifacts."""
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -10,8 +11,9 @@ from mainrun.attribution import headline_chain
 from mainrun.report.analyse import Noise
 from mainrun.report.cost_charts import pareto_front
 from mainrun.report.load import Run
-from mainrun.report.scale import Size, compute_to_reach, multiplier, trend
+from mainrun.report.scale import Size, chain_rows, compute_to_reach, multiplier, per_size, read_scale, steps, trend
 from mainrun.report import build_report
+from mainrun.report.load import load_runs, read_configs
 from test_report import fake_artifacts
 
 pytestmark = pytest.mark.usefixtures("charts_not_rendered")  # conftest.py: charts built, not encoded
@@ -32,6 +34,10 @@ CHAIN = headline_chain(committed_params())  # the committed chain: a new step jo
     ([("s", "within noise", 0), ("m", "worse", .2), ("l", "within noise", 0)],
      "no single trend: within noise at s, worse at m, within noise at l"),
     ([("s", "better", -.2), ("m", "not measured", 0)], "not measured (no seed repeats at some size)"),
+    ([("s", "better", -.2), ("m", "same run", 0), ("l", "same run", 0)],
+     "not judged: the step makes no change at m, l"),
+    ([("s", "better", -.1)], "holds at every size (better)"),  # a step that finished at one size only
+    ([], "not measured"),
 ])
 def test_trend_words(judged, words):
     assert trend(judged) == words
@@ -39,7 +45,8 @@ def test_trend_words(judged, words):
 
 def size(name, ref_flops, ref_loss, run_flops=None, run_loss=None, sigma=None):
     def run(n, flops, loss):
-        return Run(n, {"n_layer": 2, "d_model": 8}, metrics={"train_flops": flops, "val_loss": loss, "params": 10})
+        return Run(n, {"n_layer": 2, "d_model": 8}, metrics={"train_flops": flops, "val_loss": loss, "val_bpb": loss,
+                                                             "params": 10})
     runs = {"a": run("a", ref_flops, ref_loss)}
     if run_flops:
         runs["b"] = run("b", run_flops, run_loss)
@@ -67,6 +74,71 @@ def test_a_loss_outside_the_measured_range_gets_no_multiplier():
     assert compute_to_reach([(1.0, 3.0), (4.0, 2.5)], 3.5) is None
     rising = [size("s", 1e12, 2.0), size("m", 4e12, 2.5, 4e12, 2.2)]
     assert multiplier(("a", "b"), rising[1], rising, "val_loss").why == "a's loss does not fall as its compute grows"
+
+
+def test_compute_to_reach_at_the_ends_and_on_a_curve_that_does_not_fall():
+    assert compute_to_reach([(1.0, 3.0), (4.0, 2.5)], 3.0) == pytest.approx(1.0)  # the measured ends count
+    assert compute_to_reach([(4.0, 2.5), (1.0, 3.0)], 2.5) == pytest.approx(4.0)
+    assert compute_to_reach([(1.0, 3.0), (2.0, 2.0), (4.0, 2.5)], 2.8) is None  # falls, then rises
+    assert compute_to_reach([(1.0, 3.0), (2.0, 3.0), (4.0, 2.5)], 2.8) is None  # flat
+
+
+def test_a_multiplier_needs_two_sizes_with_flops_and_a_falling_curve():
+    one = [size("m", 4e12, 2.5, 4e12, 2.25, sigma=0.05)]
+    assert multiplier(("a", "b"), one[0], one, "val_loss").why == "fewer than two sizes measured"
+    no_flops = size("s", 1e12, 3.0)
+    del no_flops.runs["a"].metrics["train_flops"]  # a size whose flops were not recorded is left out
+    assert multiplier(("a", "b"), one[0], [no_flops, *one], "val_loss").why == "fewer than two sizes measured"
+    flat = [size("s", 1e12, 2.5), size("m", 4e12, 2.5, 4e12, 2.25)]
+    assert multiplier(("a", "b"), flat[1], flat, "val_loss").why == "a's loss does not fall as its compute grows"
+    quiet = size("m", 4e12, 2.5, 4e12, 2.75)  # no seed noise at this size: no interval
+    m = multiplier(("a", "b"), quiet, [size("s", 1e12, 3.0), quiet], "val_loss")
+    assert m.value == pytest.approx(4 ** (math.log(2.75 / 3) / math.log(2.5 / 3)) / 4)  # a: 1e12·4^t; b: 4e12
+    assert (m.low, m.high, m.why) == (None, None, None)
+
+
+def test_per_size_compares_a_step_where_both_runs_finished_under_the_default_names():
+    s, m = size("s", 1e12, 3.0), size("m", 4e12, 2.5, 4e12, 2.25, sigma=0.05)  # b did not finish at s
+    m = Size("m", {k: replace(r, name=f"m-{k}") for k, r in m.runs.items()}, m.noise)  # named as at a size
+    found = per_size(("a", "b"), [s, m])
+    assert list(found) == ["m"] and (found["m"].ref, found["m"].run) == ("a", "b")
+    assert found["m"].delta == pytest.approx(-0.25) and found["m"].judgement == "better"
+
+
+def test_the_scale_rows_are_the_chain_and_its_repeats_only(params):
+    """With every study on, the part runs and the lr sweep's runs at each size are not the scale study's."""
+    from mainrun.configure import run_index
+    for study in ("scale", "attribution", "lr_sweep"):
+        params["studies"][study] = True
+    rows = chain_rows(run_index(params))
+    assert {r["variant"] for r in rows} == set(CHAIN) and len(rows) == 2 * (len(CHAIN) + 4)
+    assert steps([], []) == []  # no scale rows: no step
+
+
+def test_read_scale_reads_each_sizes_finished_runs(params, tmp_path):
+    """A size with the default model's shape is the default runs under that size's name; a run whose metrics are
+    missing has not finished; each run keeps its row's parent, repeat and its curves."""
+    params["studies"]["scale"] = True
+    params["data"]["source"] = "synthetic"
+    params["scales"]["sizes"] = {"small": params["scales"]["sizes"]["small"],
+                                 "mid": {k: params["model"][k] for k in ("n_layer", "n_head", "d_model")}}
+    names = [*CHAIN, "r1_adamw-seed1338"]
+    fake_artifacts(tmp_path, params, {n: 3.0 for n in names} | {f"small-{n}": 3.5 for n in names[:-2]})
+    runs = load_runs(read_configs(tmp_path / "configs"), tmp_path / "metrics", tmp_path / "dvclive")
+    sizes = read_scale(tmp_path / "configs", tmp_path / "metrics", tmp_path / "dvclive", runs, {})
+    by_name = {s.name: s.runs for s in sizes}
+    assert sorted(by_name) == ["mid", "small"] and by_name["mid"] == {n: runs[n] for n in names}
+    small = by_name["small"]
+    assert list(small) == CHAIN[:-1]  # small-r4_4_parallel left no metrics
+    r = small["r1_adamw"]
+    assert (r.name, r.parent, r.study, r.repeat_of, r.metrics["val_loss"]) == (
+        "small-r1_adamw", "small-baseline", "scale", None, 3.5)
+    assert r.curves["val_loss"] == ([1, 10], [2.0, 3.5])
+    del params["scales"]["sizes"]["mid"]  # one size beside the default model's
+    fake_artifacts(tmp_path / "one", params, {n: 3.0 for n in names} | {f"small-{n}": 3.5 for n in names})
+    sizes = read_scale(tmp_path / "one" / "configs", tmp_path / "one" / "metrics", tmp_path / "one" / "dvclive",
+                       runs, {})
+    assert sorted(s.name for s in sizes) == ["default", "small"]
 
 
 def test_pareto_front_keeps_the_runs_nothing_beats_on_both():

@@ -151,3 +151,97 @@ def test_a_run_with_the_writeup_settings_matches_wherever_it_sits(params, tmp_pa
     s = setting(params, tmp_path)
     assert s.match["r4_4_parallel"] == "full_in_one" and "r4_4_parallel" in s.comparable
     assert s.why == "no variant stands where the write-up's r4_1_rmsnorm does"
+
+
+def test_a_comparison_in_full():
+    """Every field of one comparison: a vocabulary change, judged on val_bpb, whose tokenizer stopped short, with
+    another step count and its cost (a cost only one side recorded is left out); the device is no difference."""
+    from mainrun.report.analyse import Comparison
+    ref = Run("a", {"vocab_size": 16000, "lr": 1e-3, "device": "cpu"}, data={"vocab_size": 16000, "fingerprint": "x"},
+              metrics={"val_loss": 1.5, "val_bpb": 2.0, "steps": 10, "params": 100, "train_seconds": 5.0})
+    run = Run("b", {"vocab_size": 32000, "lr": 1e-3, "device": "cuda"}, data={"vocab_size": 30000, "fingerprint": "y"},
+              metrics={"val_loss": 1.0, "val_bpb": 1.9, "steps": 12, "params": 150, "flops_per_token": 1e6,
+                       "train_seconds": 4.0})
+    noise = {"val_loss": Noise({}, 0.1, 4), "val_bpb": Noise({}, 0.01, 4)}
+    assert compare(ref, run, noise) == Comparison(
+        "b", "a", ("vocab_size",), "val_bpb", pytest.approx(-0.1), "val_loss", pytest.approx(-0.5), ("vocab_size",),
+        pytest.approx(0.0283, abs=1e-4), "better", None, (("b", 30000, 32000),), (10, 12),
+        (("params", 100, 150), ("train_seconds", 5.0, 4.0)))
+    short = Run("c", {**run.settings, "device": "cpu"}, data={"vocab_size": 16000, "fingerprint": "x"},
+                metrics={**run.metrics, "steps": 10})  # reached 16,000 on a's data: a's run under another name
+    c = compare(ref, short, {"val_loss": None, "val_bpb": None})
+    assert (c.judgement, c.same, c.unreached, c.steps, c.threshold) == (
+        "same run", "both tokenizers stopped at 16,000", (("c", 16000, 32000),), (), None)
+
+
+def test_the_same_computation_needs_the_same_data_and_settings():
+    from mainrun.report.analyse import same_computation
+    a = Run("a", {"lr": 1e-3}, data={"fingerprint": "x"})
+    assert same_computation(a, Run("b", {"lr": 1e-3}, data={"fingerprint": "x"})) == "the same settings"
+    assert same_computation(a, Run("b", {"lr": 1e-3}, data={"fingerprint": "y"})) is None
+    assert same_computation(a, Run("b", {"lr": 1e-3, "norm": "rmsnorm"}, data={"fingerprint": "x"})) is None
+    assert same_computation(Run("a", {"lr": 1e-3}), Run("b", {"lr": 1e-3})) is None  # no data recorded: not known
+
+
+def test_only_with_verdict_words():
+    from types import SimpleNamespace
+    from mainrun.report.analyse import only_with_verdict
+    runs = {"adam": Run("adam", {"optimizer": "adamw"}), "sgd": Run("sgd", {"optimizer": "sgd"})}
+
+    def verdict(adam, sgd):
+        return only_with_verdict([SimpleNamespace(ref="adam", judgement=adam),
+                                  SimpleNamespace(ref="sgd", judgement=sgd)], runs)
+    assert verdict("better", "within noise") == "holds" and verdict("better", "worse") == "holds"
+    assert verdict("better", "better") == "does not hold" and verdict("within noise", "worse") == "does not hold"
+    assert verdict("better", "not measured") == "not measured" and only_with_verdict([], runs) is None
+
+
+def test_vocab_sweep_rows_and_bests():
+    """Every run with the parent's settings but the vocabulary (the first at each size; repeats and runs that change
+    more left out), by vocabulary; the best by each metric; the best against the next best by bits per byte."""
+    from mainrun.report.analyse import vocab_sweep
+
+    def run(name, vocab, bpb, loss, parent="p", repeat_of=None, lr=1e-3):
+        return Run(name, {"vocab_size": vocab, "lr": lr}, parent, repeat_of=repeat_of,
+                   metrics={"val_bpb": bpb, "val_loss": loss})
+    runs = {r.name: r for r in [run("p", 16000, 2.0, 1.5, parent=None), run("v8", 8000, 1.9, 1.6),
+                                run("v32", 32000, 1.95, 1.4), run("v8-seed", 8000, 1.0, 1.0, repeat_of="v8"),
+                                run("v8-again", 8000, 1.0, 1.0), run("lr", 64000, 1.0, 1.0, lr=2e-3)]}
+    noise = {"val_loss": Noise({}, 0.01, 4), "val_bpb": Noise({}, 0.01, 4)}
+    s = vocab_sweep(["v8", "v32"], runs, noise)
+    assert s.ref == "p" and s.rows == [(8000, "v8"), (16000, "p"), (32000, "v32")]
+    assert (s.best_bpb, s.best_legacy) == ("v8", "v32")
+    assert (s.best.ref, s.best.run, s.best.delta) == ("v32", "v8", pytest.approx(-0.05))
+    assert vocab_sweep(["lr"], runs, noise) is None and vocab_sweep(["p"], runs, noise) is None
+
+
+def test_chains_studies_and_attempts_from_the_runs():
+    from mainrun.report.analyse import attempts, chains, study_runs
+    runs = {r.name: r for r in [
+        Run("a", {"lr": 1.0}, None, 0, metrics={"val_loss": 1.0, "val_bpb": 1.0}),
+        Run("b", {"lr": 2.0}, "a", 0, metrics={"val_loss": 0.9, "val_bpb": 0.9}),
+        Run("c", {"lr": 3.0}, "a", 1, metrics={"val_loss": 0.8, "val_bpb": 0.8}),
+        Run("s", {"lr": 4.0}, "b", 0, "fails", metrics={"val_loss": 1.2, "val_bpb": 1.2}),
+        Run("s-seed", {"lr": 4.0}, None, None, "fails", "s"), Run("t", {"lr": 5.0}, "gone", None, "other")]}
+    assert chains(runs) == {0: ["a", "b"], 1: ["c"]}
+    assert study_runs(runs) == {"fails": ["s"], "other": ["t"]}
+    noise = {"val_loss": None, "val_bpb": None}
+    assert [(c.ref, c.run, round(c.delta, 6)) for c in attempts(["s", "t"], runs, noise)] == [("b", "s", 0.3)]
+
+
+def test_only_with_stacks_the_chains_making_the_same_changes_on_other_optimisers():
+    """Each chain's last run against its base, where chains with the same changes stand on bases whose optimisers
+    differ; the base nearest the root first. A chain of other changes, or on a base that did not run, is no part."""
+    from mainrun.report.analyse import only_with
+
+    def run(name, parent, group, optimizer, **settings):
+        return Run(name, {"optimizer": optimizer, **settings}, parent, group, metrics={"val_loss": 1.0, "val_bpb": 1.0})
+    both = {"norm": "rmsnorm", "pos": "rope"}
+    runs = {r.name: r for r in [
+        run("sgd", None, 0, "sgd"), run("adam", "sgd", 0, "adamw"),
+        run("adam_n", "adam", 1, "adamw", norm="rmsnorm"), run("adam_nr", "adam_n", 1, "adamw", **both),
+        run("sgd_n", "sgd", 2, "sgd", norm="rmsnorm"), run("sgd_nr", "sgd_n", 2, "sgd", **both),
+        run("swiglu", "adam", 3, "adamw", mlp="swiglu"), run("orphan", "gone", 4, "sgd", **both)]}
+    stacked = only_with(runs, {"val_loss": None, "val_bpb": None})
+    assert [(c.ref, c.run, c.keys) for c in stacked] == [("sgd", "sgd_nr", ("norm", "pos")),
+                                                        ("adam", "adam_nr", ("norm", "pos"))]

@@ -157,7 +157,7 @@ class Sweep:
     rows: list  # (vocab asked, run), by vocabulary
     best_bpb: str
     best_legacy: str
-    best: Comparison | None  # the best run by bits per byte against the next best
+    best: Comparison  # the best run by bits per byte against the next best
 
 
 def vocab_sweep(names: list[str], runs: dict[str, Run], noise: dict) -> Sweep | None:
@@ -175,7 +175,7 @@ def vocab_sweep(names: list[str], runs: dict[str, Run], noise: dict) -> Sweep | 
     rows = sorted(by_vocab.items())
     bpb = sorted(rows, key=lambda r: runs[r[1]].metrics["val_bpb"])
     legacy = min(rows, key=lambda r: runs[r[1]].metrics["val_loss"])
-    best = compare(runs[bpb[1][1]], runs[bpb[0][1]], noise) if len(rows) > 1 else None
+    best = compare(runs[bpb[1][1]], runs[bpb[0][1]], noise)  # two rows at least: the parent and another vocabulary
     return Sweep(ref, rows, bpb[0][1], legacy[1], best)
 
 

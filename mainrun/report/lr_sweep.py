@@ -24,8 +24,9 @@ OUTCOMES = {  # (verdict at the default lr, verdict best against best) -> the na
 
 
 def outcome(default: str, tuned: str) -> str:
-    """The named outcome of a step; a judgement outside better/worse/within noise (not measured, same run) is kept."""
-    return OUTCOMES.get((default, tuned), default if default not in ("better", "worse", "within noise") else tuned)
+    """The named outcome of a step; a judgement outside better/worse/within noise (not measured, same run) is kept:
+    pair judges both sides against one threshold and one same-run check, so the two then are one word."""
+    return OUTCOMES.get((default, tuned), tuned)
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,8 @@ def study(index: list[dict], pool: dict[str, Run], runs: dict[str, Run], noise: 
     chain_of = chain_labels(index, runs)
     found = []
     for size in (s for s in order if s in by_size):
-        sweeps = {v: Sweep(v, tuple(sorted(ps.values(), key=lambda p: p.factor))) for v, ps in by_size[size].items()
-                  if len(ps) > 1}
+        sweeps = {v: Sweep(v, tuple(sorted(ps.values(), key=lambda p: p.factor)))  # factor 1 and a finished one
+                  for v, ps in by_size[size].items()}
         steps = [(chain_of.get(v), pair(sweeps[resolve(pool[v].parent)], sweeps[v], noises[size], cap))
                  for v in sweeps if pool[v].parent and resolve(pool[v].parent) in sweeps]
         found.append(SizeSweep(size, sweeps, own_metrics(sweeps, steps), steps, noises[size], size == default))
@@ -213,7 +214,7 @@ def chain_labels(index: list[dict], runs: dict[str, Run]) -> dict[str, str]:
     of = {n: label[g] for g, names in groups.items() for n in names}
     found = {}
     for r in index:
-        base = r.get("variant", r["name"]) if r.get("size") else r["name"]
+        base = r.get("variant", r["name"])  # a scale or sweep row's: the run it scales or sweeps
         found[r["name"]] = of.get(base) or ("the attribution study's part runs" if base in parts else
                                             "other swept variants")
     return found

@@ -94,8 +94,8 @@ def trend(judged: list[tuple[str, str, float]]) -> str:
             return f"flips sign between sizes {a} and {b} ({ja} at {a}, {jb} at {b})"
     kind = seen[0][1]
     inside = [v == "within noise" for v in verdicts]
-    cut = next((i for i in range(1, len(verdicts)) if inside[i] != inside[i - 1]), None)
-    if cut is not None and all(x == inside[0] for x in inside[:cut]) and all(x == inside[cut] for x in inside[cut:]):
+    cut = next(i for i in range(1, len(verdicts)) if inside[i] != inside[i - 1])  # both kind and noise are there
+    if all(x == inside[0] for x in inside[:cut]) and all(x == inside[cut] for x in inside[cut:]):
         return (f"appears above size {names[cut - 1]} ({kind} from {names[cut]} on)" if inside[0] else
                 f"vanishes above size {names[cut - 1]} ({kind} up to {names[cut - 1]}, inside noise from {names[cut]})")
     return "no single trend: " + ", ".join(f"{j} at {n}" for n, j, _ in judged)
@@ -105,7 +105,7 @@ def compute_to_reach(curve: list[tuple[float, float]], loss: float) -> float | N
     """The training FLOPs at which the curve [(flops, loss)] reaches `loss`, interpolated log-log between measured
     points; None outside the measured range or where the curve's loss does not fall as compute grows."""
     pts = sorted(curve)
-    if len(pts) < 2 or any(b[1] >= a[1] for a, b in zip(pts, pts[1:])):
+    if any(b[1] >= a[1] for a, b in zip(pts, pts[1:])):  # fewer than two points: no segment below
         return None
     for (c0, l0), (c1, l1) in zip(pts, pts[1:]):
         if l1 <= loss <= l0:
