@@ -88,6 +88,8 @@ EQUIVALENT = {
     "mainrun.attribution.x_on__mutmut_5": "`.get('attribution')`: the same None",
     "mainrun.lr_sweep.x_on__mutmut_3": "`.get('lr_sweep', None)`: bool(None) is False, the default",
     "mainrun.lr_sweep.x_on__mutmut_5": "`.get('lr_sweep')`: the same None",
+    "mainrun.config.xǁGPTConfigǁ__post_init____mutmut_30": "(d_model / n_head) % 2 for //: the divisibility check "
+                                                            "just above makes the quotient whole, of the same parity",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
 }
