@@ -101,3 +101,67 @@ def test_a_seed_repeat_row_has_a_variants_fields_and_follows_its_study(params, t
         assert rows["vocab_8k-seed1338"]["enabled"] is on and rows["r1_adamw-seed1338"]["enabled"]
         assert set(rows["r1_adamw-seed1338"]) == set(rows["r1_adamw"])
         assert rows["vocab_8k-seed1338"]["group"] is None and rows["vocab_8k-seed1338"]["repeat_of"] == "vocab_8k"
+
+
+def test_run_list_file_reads_back(tmp_path):
+    from mainrun.configure import write_run_list
+    path = tmp_path / "runs.yaml"
+    write_run_list(["baseline", "null", "r1_adamw-lr0.5"], path)
+    assert path.read_text() == (
+        "# Written by the configure stage from params.yaml: the runs dvc.yaml makes a train stage for.\n"
+        "# Do not edit; a run a switch adds trains in the same `dvc repro` (stage new_runs).\n"
+        'runs: ["baseline", "null", "r1_adamw-lr0.5"]\n')
+    assert read_run_list(path) == ["baseline", "null", "r1_adamw-lr0.5"]  # `null` stays a name
+    path.write_text("runs:\n")
+    assert read_run_list(path) == [] and read_run_list(tmp_path / "none.yaml") == []
+
+
+def test_tokenized_folders():
+    from pathlib import Path
+    from mainrun.configure import tokenized_dir
+    assert tokenized_dir("tok", "bpe", 8000) == Path("tok/bpe-8000")
+    assert tokenized_dir("tok", "unigram", 8000) == tokenized_dir("tok", "unigram", 32000) == Path("tok/alt/unigram")
+
+
+def test_cuda_visible_asks_torch_only_where_a_driver_is(monkeypatch):
+    import sys
+    import torch
+    from mainrun import configure
+    monkeypatch.setenv(configure.AUTO_DEVICE, "cuda")
+    assert configure.cuda_visible()
+    monkeypatch.setenv(configure.AUTO_DEVICE, "cpu")
+    assert not configure.cuda_visible()
+    monkeypatch.delenv(configure.AUTO_DEVICE)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for driver in (False, True):
+        monkeypatch.setattr(configure, "gpu_driver", lambda: driver)
+        assert configure.cuda_visible() is driver  # no driver: no GPU, whatever torch would say
+
+
+def test_gpu_driver_is_rocm_or_libcuda(monkeypatch):
+    from mainrun import configure
+
+    def cdll(name):
+        if name not in loadable:
+            raise OSError(name)
+    monkeypatch.setattr(configure.ctypes, "CDLL", cdll)
+    for kfd, loadable, found in ((True, [], True), (False, ["libcuda.so.1"], True), (False, [], False)):
+        monkeypatch.setattr(configure.os.path, "exists", lambda p: kfd and p == "/dev/kfd")
+        assert configure.gpu_driver() is found
+
+
+def test_check_runs_names_the_run_and_the_fix(params):
+    from mainrun.configure import check_runs
+    params["variants"]["r1_adamw"]["lr"] = 0
+    with pytest.raises(ConfigError, match="^variant 'r1_adamw': lr must be positive, got 0$"):
+        check_runs(params)
+    params["variants"]["r1_adamw"]["lr"] = 1e-3
+    params.update(vocab_sizes=[8000, 32000])
+    with pytest.raises(ConfigError, match=r"^variant 'baseline' uses vocab_size 16000, which is not in vocab_sizes "
+                                          r"\[8000, 32000\]: add it to vocab_sizes so the tokenize stage builds it$"):
+        check_runs(params)
+    params.update(vocab_sizes=[8000, 16000, 32000])
+    params["studies"]["failed_attempts"] = True
+    params["variants"]["fail_unigram"]["vocab_size"] = 12000  # not a BPE size: no BPE tokenizer to build
+    check_runs(params)
