@@ -165,3 +165,14 @@ def test_check_runs_names_the_run_and_the_fix(params):
     params["studies"]["failed_attempts"] = True
     params["variants"]["fail_unigram"]["vocab_size"] = 12000  # not a BPE size: no BPE tokenizer to build
     check_runs(params)
+
+
+def test_configure_resolves_auto_for_the_device_it_sees(params, tmp_path, monkeypatch):
+    from mainrun.configure import AUTO_DEVICE
+    tok = fake_tokenized(tmp_path / "tok")
+    monkeypatch.setenv(AUTO_DEVICE, "cuda")
+    configure(params, tok, tmp_path / "seen", tmp_path / "seen.yaml")  # cuda=None: it asks cuda_visible
+    configure(params, tok, tmp_path / "told", tmp_path / "told.yaml", cuda=False)
+    seen, told = (json.loads((tmp_path / d / "baseline.json").read_text())["train"] for d in ("seen", "told"))
+    assert (seen["device"], seen["bf16"], seen["tf32"], seen["fused_adamw"]) == ("cuda", True, True, True)
+    assert (told["device"], told["bf16"], told["tf32"], told["fused_adamw"]) == ("cpu", False, False, False)
