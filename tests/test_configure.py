@@ -176,3 +176,10 @@ def test_configure_resolves_auto_for_the_device_it_sees(params, tmp_path, monkey
     seen, told = (json.loads((tmp_path / d / "baseline.json").read_text())["train"] for d in ("seen", "told"))
     assert (seen["device"], seen["bf16"], seen["tf32"], seen["fused_adamw"]) == ("cuda", True, True, True)
     assert (told["device"], told["bf16"], told["tf32"], told["fused_adamw"]) == ("cpu", False, False, False)
+
+
+def test_configure_makes_its_folder_and_runs_again_over_it(params, tmp_path):
+    tok, out = fake_tokenized(tmp_path / "tok"), tmp_path / "data" / "configs"  # data/ is not there yet
+    first = configure(params, tok, out, tmp_path / "runs.yaml", cuda=False)
+    params["studies"]["vocab_sweep"] = True
+    assert set(configure(params, tok, out, tmp_path / "runs.yaml", cuda=False)) == {*first, "vocab_8k"}
