@@ -183,3 +183,45 @@ def test_configure_makes_its_folder_and_runs_again_over_it(params, tmp_path):
     first = configure(params, tok, out, tmp_path / "runs.yaml", cuda=False)
     params["studies"]["vocab_sweep"] = True
     assert set(configure(params, tok, out, tmp_path / "runs.yaml", cuda=False)) == {*first, "vocab_8k"}
+
+
+FIX = "lower block_size or train.batch_size, or raise data.num_titles"
+
+
+@pytest.mark.parametrize("mutate, tok, message", [
+    (lambda p: p["variants"]["r1_adamw"].update(lr=0), {}, "variant 'r1_adamw': lr must be positive, got 0"),
+    (lambda p: p.update(studies={**p["studies"], "vocab_sweep": True}, vocab_sizes=[16000, 32000]), {},
+     r"variant 'vocab_8k' uses vocab_size 8000, which is not in vocab_sizes \[16000, 32000\]: add it to vocab_sizes "
+     "so the tokenize stage builds it"),
+    (lambda p: (p["studies"].update(failed_attempts=True), p["variants"]["fail_domain_tokens"].update(vocab_size=16000)),
+     {}, "variant 'fail_domain_tokens': the bpe_whitelist tokenizer is built at vocab_size 32000 only, not 16000"),
+    (lambda p: p["variants"]["r4_4_parallel"].update(tokenizer="unigram"), {}, "variant 'r4_4_parallel' needs the "
+     "unigram tokenizer, which is built only when studies.failed_attempts is true: switch it on or give "
+     "'r4_4_parallel' that study"),
+    (lambda p: p["studies"].update(failed_attempts=True), {}, r"variant 'fail_domain_tokens' needs the bpe_whitelist "
+     r"tokenizer at vocab 32000, which was not built \(.*/tok/alt/bpe_whitelist\); run `dvc repro` so the tokenize "
+     "stages build it"),
+    (lambda p: None, {"train_tokens": 8193}, r"variant 'baseline': one batch needs 8193 tokens \(block_size 128 x "
+     rf"batch_size 64 \+ 1\) but the train split has 8193; {FIX}"),
+    (lambda p: None, {"val_tokens": 8192}, "variant 'baseline': the legacy metric needs one full batch of 8193 "
+     f"validation tokens but the validation split has 8192; {FIX}"),
+    (lambda p: None, {"train_tokens": 8194}, "variant 'baseline': 1 batches per epoch is fewer than "
+     f"train.evals_per_epoch 3; lower evals_per_epoch or {FIX}"),
+])
+def test_resolve_errors_read_in_full(params, tmp_path, mutate, tok, message):
+    mutate(params)
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        configure(params, fake_tokenized(tmp_path / "tok", **tok), tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
+
+
+def test_just_enough_tokens_and_the_data_a_run_records(params, tmp_path):
+    """r3_block256's batch is 256 x 64 + 1 tokens: a validation split of one batch, and a train split of exactly
+    evals_per_epoch batches, are enough."""
+    tok = fake_tokenized(tmp_path / "tok", train_tokens=3 * 256 * 64, val_tokens=256 * 64 + 1)
+    meta = json.loads((tok / "bpe-16000" / "meta.json").read_text())
+    (tok / "bpe-16000" / "meta.json").write_text(json.dumps({**meta, "vocab_size": 15000}))  # the size it reached
+    configure(params, tok, tmp_path / "cfg", tmp_path / "runs.yaml", cuda=False)
+    baseline = json.loads((tmp_path / "cfg" / "baseline.json").read_text())
+    assert baseline["data"] == {"dir": str(tok / "bpe-16000"), "fingerprint": "fp16000", "vocab_size": 15000,
+                                "train_tokens": 3 * 256 * 64, "val_tokens": 256 * 64 + 1}
+    assert baseline["model"]["vocab_size"] == 15000 and baseline["study"] is None
