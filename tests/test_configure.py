@@ -180,9 +180,20 @@ def test_configure_resolves_auto_for_the_device_it_sees(params, tmp_path, monkey
 
 def test_configure_makes_its_folder_and_runs_again_over_it(params, tmp_path):
     tok, out = fake_tokenized(tmp_path / "tok"), tmp_path / "data" / "configs"  # data/ is not there yet
-    first = configure(params, tok, out, tmp_path / "runs.yaml", cuda=False)
-    params["studies"]["vocab_sweep"] = True
-    assert set(configure(params, tok, out, tmp_path / "runs.yaml", cuda=False)) == {*first, "vocab_8k"}
+    def run():
+        on = configure(params, tok, out, tmp_path / "runs.yaml", cuda=False)
+        return on, *(json.loads((out / f"{f}.json").read_text()) for f in ("new_runs", "runs"))
+    first, new, index = run()
+    assert new == {"runs": first} and "lr_cap" not in index and index["runs"][0]["name"] == "baseline"
+    params["studies"].update(vocab_sweep=True, lr_sweep=True)
+    params["lr_sweep"].update(factors=[2], extend={"cap": 8})
+    on, new, index = run()
+    assert set(on) == set(first) | set(new["runs"]) and "vocab_8k" in new["runs"] and not set(first) & set(new["runs"])
+    assert index["lr_cap"] == 8 and set(on) < {r["name"] for r in index["runs"]}  # and the rows of runs that are off
+    params["studies"].update(vocab_sweep=False, lr_sweep=False)
+    assert run()[:2] == (first, {"runs": []})
+    assert json.loads((out / "vocab_8k.json").read_text()) == {"name": "vocab_8k", "enabled": False}  # a marker
+    assert json.loads((out / "baseline.json").read_text())["enabled"]
 
 
 FIX = "lower block_size or train.batch_size, or raise data.num_titles"
