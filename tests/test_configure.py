@@ -236,3 +236,14 @@ def test_just_enough_tokens_and_the_data_a_run_records(params, tmp_path):
     assert baseline["data"] == {"dir": str(tok / "bpe-16000"), "fingerprint": "fp16000", "vocab_size": 15000,
                                 "train_tokens": 3 * 256 * 64, "val_tokens": 256 * 64 + 1}
     assert baseline["model"]["vocab_size"] == 15000 and baseline["study"] is None
+
+
+def test_variant_rows_number_their_chains(params):
+    """A chain is a group: the headline chain, then each `from:` starts the next."""
+    from mainrun.configure import run_index
+    rows = {r["name"]: r for r in run_index(params)}
+    assert [rows[v]["group"] for v in params["variants"]] == [0] * 8 + [1] * 4 + [2] * 4 + [3, 4, 5, 6, 7]
+    params["variants"]["new_runs"] = {}
+    with pytest.raises(ConfigError, match="^a variant may not be called 'new_runs': configs/new_runs.json is the "
+                                          "configure stage's$"):
+        run_index(params)
