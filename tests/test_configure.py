@@ -243,7 +243,7 @@ def test_variant_rows_number_their_chains(params):
     from mainrun.configure import run_index
     rows = {r["name"]: r for r in run_index(params)}
     assert [rows[v]["group"] for v in params["variants"]] == [0] * 8 + [1] * 4 + [2] * 4 + [3, 4, 5, 6, 7]
-    params["variants"]["new_runs"] = {}
-    with pytest.raises(ConfigError, match="^a variant may not be called 'new_runs': configs/new_runs.json is the "
-                                          "configure stage's$"):
-        run_index(params)
+    for taken in ("runs", "new_runs"):
+        with pytest.raises(ConfigError, match=f"^a variant may not be called '{taken}': configs/{taken}.json is the "
+                                              "configure stage's$"):
+            run_index({**params, "variants": {**params["variants"], taken: {}}})
