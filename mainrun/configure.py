@@ -74,7 +74,7 @@ def check_runs(params: dict) -> None:
                               "builds it")
 
 
-def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: bool = False) -> RunConfig:
+def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: bool) -> RunConfig:
     """One run's resolved config; cuda: whether a GPU is visible (it decides what `device: auto` and the other
     per-device `auto`s become, which are part of the run's identity)."""
     try:
