@@ -216,7 +216,7 @@ FIX = "lower block_size or train.batch_size, or raise data.num_titles"
      rf"batch_size 64 \+ 1\) but the train split has 8193; {FIX}"),
     (lambda p: None, {"val_tokens": 8192}, "variant 'baseline': the legacy metric needs one full batch of 8193 "
      f"validation tokens but the validation split has 8192; {FIX}"),
-    (lambda p: None, {"train_tokens": 8194}, "variant 'baseline': 1 batches per epoch is fewer than "
+    (lambda p: None, {"train_tokens": 3 * 8192 - 1}, "variant 'baseline': 2 batches per epoch is fewer than "
      f"train.evals_per_epoch 3; lower evals_per_epoch or {FIX}"),
 ])
 def test_resolve_errors_read_in_full(params, tmp_path, mutate, tok, message):
