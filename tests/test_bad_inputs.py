@@ -219,7 +219,8 @@ def _keys(names) -> str:
      "scales.variants: 'gone' is not a variant; choose from " + ", ".join(committed_params()["variants"])
      + r", or write `chain` \(the headline chain\)"),
     (lambda p: p.update(vocab_sizes=["8000", 32000]), r"vocab_sizes\[0\] must be of type int, got '8000' \(quoted"),
-    (lambda p: p["train"].update(epoch=3), "params.yaml: unknown key train.epoch; allowed: " + _keys(SECTIONS["train"])),
+    (lambda p: p["train"].update(epoch=3),
+     "params.yaml: unknown key train.epoch; allowed: " + _keys(SECTIONS["train"])),
     (lambda p: p["variants"].update({"X y!": {}}), r"variant name 'X y!' may hold only .*rename it, e.g. 'X_y'"),
     (lambda p: p["variants"].update({"!!": {}}), r"variant name '!!' may hold only .*rename it, e.g. 'my_variant'"),
     (lambda p: p["alt_tokenizers"].update(wordpiece={"study": "failed_attempts"}),

@@ -148,7 +148,8 @@ def test_run_config_files_round_trip():
     from mainrun.config import RunConfig, TrainConfig
     run = RunConfig("r", GPTConfig(n_layer=2), TrainConfig(lr=1e-3), {"dir": "d"})
     assert run.to_dict() == {"name": "r", "model": {"n_layer": 2}, "train": {"lr": 1e-3}, "data": {"dir": "d"}}
-    assert run.full_dict() == {"name": "r", "model": asdict(run.model), "train": asdict(run.train), "data": {"dir": "d"}}
+    assert run.full_dict() == {"name": "r", "model": asdict(run.model), "train": asdict(run.train),
+                               "data": {"dir": "d"}}
     assert RunConfig.from_dict(run.to_dict()) == RunConfig.from_dict(run.full_dict()) == run
     assert RunConfig.from_dict({"name": "r", "model": {}, "train": {}}).data == {}
     # the checkpoint key: sha256 of the sorted JSON of every setting, 16 hex digits
@@ -190,8 +191,8 @@ def test_resolve_names_an_unknown_key_and_study(params):
         resolve_variants(params)
     del params["variants"]["r1_adamw"]["optimiser"]
     params["variants"]["vocab_8k"]["study"] = "nope"
-    with pytest.raises(ConfigError, match=r"^variant 'vocab_8k': study 'nope' is not a key of studies: \['vocab_sweep', "
-                                          r"'failed_attempts', 'scale', 'attribution', 'lr_sweep'\]$"):
+    with pytest.raises(ConfigError, match=r"^variant 'vocab_8k': study 'nope' is not a key of studies: "
+                                          r"\['vocab_sweep', 'failed_attempts', 'scale', 'attribution', 'lr_sweep'\]$"):
         resolve_variants(params)
 
 

@@ -204,8 +204,9 @@ FIX = "lower block_size or train.batch_size, or raise data.num_titles"
     (lambda p: p.update(studies={**p["studies"], "vocab_sweep": True}, vocab_sizes=[16000, 32000]), {},
      r"variant 'vocab_8k' uses vocab_size 8000, which is not in vocab_sizes \[16000, 32000\]: add it to vocab_sizes "
      "so the tokenize stage builds it"),
-    (lambda p: (p["studies"].update(failed_attempts=True), p["variants"]["fail_domain_tokens"].update(vocab_size=16000)),
-     {}, "variant 'fail_domain_tokens': the bpe_whitelist tokenizer is built at vocab_size 32000 only, not 16000"),
+    (lambda p: (p["studies"].update(failed_attempts=True),
+                p["variants"]["fail_domain_tokens"].update(vocab_size=16000)), {},
+     "variant 'fail_domain_tokens': the bpe_whitelist tokenizer is built at vocab_size 32000 only, not 16000"),
     (lambda p: p["variants"]["r4_4_parallel"].update(tokenizer="unigram"), {}, "variant 'r4_4_parallel' needs the "
      "unigram tokenizer, which is built only when studies.failed_attempts is true: switch it on or give "
      "'r4_4_parallel' that study"),
