@@ -88,6 +88,10 @@ EQUIVALENT = {
     "mainrun.attribution.x_on__mutmut_5": "`.get('attribution')`: the same None",
     "mainrun.lr_sweep.x_on__mutmut_3": "`.get('lr_sweep', None)`: bool(None) is False, the default",
     "mainrun.lr_sweep.x_on__mutmut_5": "`.get('lr_sweep')`: the same None",
+    "mainrun.config.xǁGPTConfigǁ__post_init____mutmut_30": "(d_model / n_head) % 2 for //: the divisibility check "
+                                                            "just above makes the quotient whole, of the same parity",
+    "mainrun.configure.x_all_runs__mutmut_11": "partition('.') for rpartition('.') in a study's name: each study is "
+                                               "a module mainrun.<study> (STUDIES), with one dot",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
     "mainrun.model.x_rope_tables__mutmut_3": "`head_dim / 2`: RoPE needs an even head size (GPTConfig refuses an odd "

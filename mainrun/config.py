@@ -185,8 +185,7 @@ def resolve_variants(params: dict) -> dict[str, dict]:
             raise ConfigError(f"variant '{name}': from: '{parent}' is not a variant declared above it")
         if study is not None and study not in params["studies"]:
             raise ConfigError(f"variant '{name}': study '{study}' is not a key of studies: {list(params['studies'])}")
-        settings = dict(resolved[parent]) if parent else base_delta(params)
-        settings.pop("study", None)
+        settings = dict(resolved[parent]) if parent else base_delta(params)  # its "study" is set below
         for key, value in delta.items():
             settings[key] = params["vocab_size"] if value == "@vocab_size" else value
         if study is None and parent is not None:

@@ -65,7 +65,7 @@ def check_runs(params: dict) -> None:
     is built): configure's checks that need no tokenized data, named by the first run the bad value reaches."""
     for name, settings in runs_on(params).items():
         try:
-            split_settings({k: v for k, v in settings.items() if k != "study"})
+            split_settings(settings)  # which takes the model and train keys only
         except ConfigError as e:
             raise ConfigError(f"variant '{name}': {e}") from None
         if settings["tokenizer"] == "bpe" and settings["vocab_size"] not in params["vocab_sizes"]:
@@ -74,7 +74,7 @@ def check_runs(params: dict) -> None:
                               "builds it")
 
 
-def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: bool = False) -> RunConfig:
+def resolve_run(name: str, settings: dict, params: dict, tokenized_root, cuda: bool) -> RunConfig:
     """One run's resolved config; cuda: whether a GPU is visible (it decides what `device: auto` and the other
     per-device `auto`s become, which are part of the run's identity)."""
     try:
@@ -172,7 +172,7 @@ def configure(params: dict, tokenized_root, out_dir, run_list, cuda: bool | None
     out.mkdir(parents=True, exist_ok=True)
     on, before = runs_on(params), read_run_list(run_list)
     for name, settings in on.items():
-        cfg = resolve_run(name, {k: v for k, v in settings.items() if k != "study"}, params, tokenized_root, cuda)
+        cfg = resolve_run(name, settings, params, tokenized_root, cuda)
         write_json(out / f"{name}.json", {**cfg.to_dict(), "enabled": True, "study": settings["study"]})
     for name in before:  # this `dvc repro` still has their stages: each writes a marker (the run-cache keeps the run)
         if name not in on:

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, committed_params
 from mainrun import data
-from mainrun.config import ConfigError
+from mainrun.config import DELTA_KEYS, ConfigError
 from mainrun.data import MAX_TITLE_CHARS, DataError, load_titles
-from mainrun.params import UNDO, check_params
+from mainrun.params import SECTIONS, UNDO, check_params
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -177,3 +177,82 @@ def test_a_train_stage_on_code_newer_than_its_digests_stops_with_one_line(tmp_pa
     assert (p.returncode, p.stderr) == (1, "error: mainrun/model.py changed since the code stage wrote code.json: run "
                                            "dvc repro (it runs the code stage first; dvc repro -s train@RUN does not)\n")
     assert not (tmp_path / "out").exists()
+
+
+def _keys(names) -> str:
+    return ", ".join(sorted(names))
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p["lr_sweep"].update(factors=[-2]),
+     r"lr_sweep.factors\[0\]: -2 is not a learning-rate factor; use positive numbers, e.g. \[0.25, 0.5, 2, 4\]"),
+    (lambda p: p["lr_sweep"].update(factors=[2, 1]), r"lr_sweep.factors\[1\]: factor 1 is the swept run itself, always "
+     r"in the sweep and never trained twice; leave it out"),
+    (lambda p: p["lr_sweep"].update(extend={"cap": "4"}),
+     r"lr_sweep.extend.cap must be of type float, got '4' \(quoted, so it is text: write the number without quotes\)"),
+    (lambda p: p["lr_sweep"].update(extra={"r1_adamw": 8}), "lr_sweep.extra.r1_adamw must be of type list, got 8"),
+    (lambda p: p["lr_sweep"].update(extra={"r1_adamw": [4]}),
+     "lr_sweep.extra.r1_adamw lists 4, which lr_sweep.factors has already; drop it from lr_sweep.extra"),
+    (lambda p: p["attribution"].update(groups={"x-y": ["lr"]}), r"attribution.groups: the group name 'x-y' may hold "
+     r"only letters, digits and '_' \(it names runs, <step>-alone-<part>\); rename it, e.g. 'x_y'"),
+    (lambda p: p["attribution"].update(groups={"opt": "lr"}), "attribution.groups.opt must be of type list, got 'lr'"),
+    (lambda p: p["attribution"].update(groups={"lr": ["optimizer", "weight_decay"]}), r"attribution.groups: the group "
+     r"'lr' is named after a key it does not hold; name it after one of its keys \(optimizer, weight_decay\) or "
+     r"another word"),
+    (lambda p: p["attribution"].update(groups={"opt": ["optimiser"]}),
+     "attribution.groups.opt: 'optimiser' is not a key a variant sets; choose from " + _keys(DELTA_KEYS)),
+    (lambda p: p["noise"].update(variants=[7]), r"noise.variants\[0\] must be of type str, got 7"),
+    (lambda p: p["noise"].update(variants=["nope"]),
+     "noise.variants: 'nope' is not a variant; choose from " + ", ".join(committed_params()["variants"])),
+    (lambda p: p["scales"]["sizes"]["small"].pop("n_head"),
+     r"scales.sizes.small needs n_head \(each size sets n_layer, n_head, d_model\)"),
+    (lambda p: p["scales"]["sizes"]["small"].update(n_head="8"),
+     r"scales.sizes.small.n_head must be of type int, got '8' \(quoted"),
+    (lambda p: p["scales"]["sizes"]["small"].update(n_layer=0), "scales.sizes.small.n_layer must be positive, got 0"),
+    (lambda p: (p["variants"].update(seed1338={}), p["scales"].update(variants=["seed1338"], sizes={"r1_adamw": {
+        "n_layer": 1, "n_head": 1, "d_model": 8}})), "variant name 'r1_adamw-seed1338' is also the name of 'seed1338' "
+     "at size 'r1_adamw' of scales.sizes; rename the variant or the size"),
+    (lambda p: p["scales"].update(variants=[7]), r"scales.variants\[0\] must be of type str, got 7"),
+    (lambda p: p["scales"].update(variants=["baseline", "baseline"]),
+     "scales.variants lists 'baseline' twice; list each once"),
+    (lambda p: (p["scales"].update(variants=["gone"]), p["studies"].update(scale=True)),
+     "scales.variants: 'gone' is not a variant; choose from " + ", ".join(committed_params()["variants"])
+     + r", or write `chain` \(the headline chain\)"),
+    (lambda p: p.update(vocab_sizes=["8000", 32000]), r"vocab_sizes\[0\] must be of type int, got '8000' \(quoted"),
+    (lambda p: p["train"].update(epoch=3),
+     "params.yaml: unknown key train.epoch; allowed: " + _keys(SECTIONS["train"])),
+    (lambda p: p["variants"].update({"X y!": {}}), r"variant name 'X y!' may hold only .*rename it, e.g. 'X_y'"),
+    (lambda p: p["variants"].update({"!!": {}}), r"variant name '!!' may hold only .*rename it, e.g. 'my_variant'"),
+    (lambda p: p["alt_tokenizers"].update(wordpiece={"study": "failed_attempts"}),
+     "params.yaml: unknown key alt_tokenizers.wordpiece; allowed: bpe_whitelist, unigram"),
+    (lambda p: p["alt_tokenizers"].update(unigram="failed_attempts"),
+     "params.yaml: alt_tokenizers.unigram must be a mapping, got 'failed_attempts'"),
+    (lambda p: p["alt_tokenizers"]["bpe_whitelist"].update(extra=[7]),
+     r"alt_tokenizers.bpe_whitelist.extra\[0\] must be of type str, got 7"),
+    (lambda p: p.update(seed="1"), r"seed must be of type int, got '1' \(quoted"),
+    (lambda p: p["variants"]["r1_adamw"].update(vocab_size="16000"),
+     r"variants.r1_adamw.vocab_size must be of type int, got '16000' \(quoted"),
+    (lambda p: p["variants"]["r1_adamw"].update(lr="@vocab_size"),
+     "variants.r1_adamw.lr must be of type float, got '@vocab_size'"),
+])
+def test_params_errors_read_in_full(params, mutate, message):
+    mutate(params)
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        check_params(params)
+
+
+def test_the_smallest_legal_sizes_and_cap_pass(params):
+    params["scales"]["sizes"]["tiny"] = {"n_layer": 1, "n_head": 1, "d_model": 1}
+    params["lr_sweep"]["extend"] = {"cap": 1.5}
+    params.update(vocab_sizes=[1, 32000])
+    check_params(params)
+
+
+def test_load_params_reads_params_yaml_here(tmp_path, monkeypatch, params):
+    from mainrun.params import load_params
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    assert load_params() == params
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "extra": 1}, sort_keys=False))
+    with pytest.raises(ConfigError, match="unknown top-level key 'extra'"):
+        load_params()

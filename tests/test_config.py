@@ -92,3 +92,114 @@ def test_wrong_types_and_values_name_the_key(params, mutate, message):
     mutate(params)
     with pytest.raises(ConfigError, match=message):
         check_params(params)
+
+
+def test_range_errors_read_in_full():
+    from mainrun.config import TrainConfig
+    for make, message in [
+        (lambda: GPTConfig(n_layer=0), "model.n_layer must be positive, got 0"),
+        (lambda: GPTConfig(pos="rope", d_model=24, n_head=8), "rope needs an even head size, got d_model/n_head = 3"),
+        (lambda: GPTConfig(dropout=1), r"dropout must be in \[0, 1\), got 1"),
+        (lambda: GPTConfig(norm="batchnorm"), "norm must be one of layernorm, rmsnorm; got 'batchnorm'"),
+        (lambda: TrainConfig(batch_size=0), "train.batch_size must be positive, got 0"),
+        (lambda: TrainConfig(lr=0), "lr must be positive, got 0"),
+        (lambda: TrainConfig(weight_decay=-0.1), "weight_decay must not be negative, got -0.1"),
+        (lambda: TrainConfig(seed=-1), r"seed must be between 0 and 2\*\*32 - 1, got -1"),
+        (lambda: TrainConfig(bf16="yes"), "bf16 must be of type bool or one of auto, got 'yes'"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{message}$"):
+            make()
+
+
+def test_the_smallest_legal_values_pass():
+    from mainrun.config import TrainConfig
+    GPTConfig(vocab_size=1, block_size=1, n_layer=1, n_head=1, d_model=1, dropout=0)
+    GPTConfig(d_model=24, n_head=8)  # an odd head size is fine without rope
+    GPTConfig(pos="rope", d_model=32, n_head=2)
+    TrainConfig(batch_size=1, epochs=1, evals_per_epoch=1, lr=1e-9, weight_decay=0)
+
+
+def test_exec_settings_must_be_positive():
+    from mainrun.config import ExecConfig, exec_config
+    for bad in ({"checkpoint_every_s": 0}, {"log_every": 0}):
+        with pytest.raises(ConfigError, match="^train.checkpoint_every_s and train.log_every must be positive$"):
+            ExecConfig(**bad)
+    ExecConfig(checkpoint_every_s=0.5, log_every=1)
+    with pytest.raises(ConfigError, match="^log_every must be of type int, got 2.5$"):
+        ExecConfig(log_every=2.5)
+    assert exec_config({"epochs": 3, "log_every": 10}) == ExecConfig(log_every=10)  # the train keys stay out
+
+
+def test_auto_settings_resolve_per_device():
+    from mainrun.config import TrainConfig
+    assert TrainConfig().resolved(False) == TrainConfig(device="cpu", bf16=False, tf32=False, fused_adamw=False)
+    assert TrainConfig().resolved(True) == TrainConfig(device="cuda", bf16=True, tf32=True, fused_adamw=True)
+    # what is set stays set: the device, and a switch forced either way
+    assert TrainConfig(device="cpu", bf16=True).resolved(True) == TrainConfig(device="cpu", bf16=True, tf32=False,
+                                                                              fused_adamw=False)
+    assert TrainConfig(device="cuda", tf32=False).resolved(False) == TrainConfig(device="cuda", bf16=True,
+                                                                                 tf32=False, fused_adamw=True)
+
+
+def test_run_config_files_round_trip():
+    import hashlib
+    import json
+    from dataclasses import asdict
+    from mainrun.config import RunConfig, TrainConfig
+    run = RunConfig("r", GPTConfig(n_layer=2), TrainConfig(lr=1e-3), {"dir": "d"})
+    assert run.to_dict() == {"name": "r", "model": {"n_layer": 2}, "train": {"lr": 1e-3}, "data": {"dir": "d"}}
+    assert run.full_dict() == {"name": "r", "model": asdict(run.model), "train": asdict(run.train),
+                               "data": {"dir": "d"}}
+    assert RunConfig.from_dict(run.to_dict()) == RunConfig.from_dict(run.full_dict()) == run
+    assert RunConfig.from_dict({"name": "r", "model": {}, "train": {}}).data == {}
+    # the checkpoint key: sha256 of the sorted JSON of every setting, 16 hex digits
+    full = json.dumps(run.full_dict(), sort_keys=True).encode()
+    assert run.digest() == hashlib.sha256(full).hexdigest()[:16]
+    assert RunConfig("r", GPTConfig(), TrainConfig(lr=1e-3), {"dir": "d"}).digest() != run.digest()
+
+
+def test_a_variant_is_on_when_its_study_is(params):
+    from mainrun.config import is_enabled
+    assert is_enabled({"study": None}, params) and is_enabled({}, params)
+    assert not is_enabled({"study": "vocab_sweep"}, params)
+    params["studies"]["vocab_sweep"] = True
+    assert is_enabled({"study": "vocab_sweep"}, params)
+
+
+def test_base_takes_the_top_level_seed_and_the_train_sizes_only(params):
+    from mainrun.config import base_delta
+    params["seed"] = 7
+    params["train"].update(epochs=3, log_every=10)
+    base = base_delta(params)
+    assert (base["seed"], base["epochs"]) == (7, 3) and "log_every" not in base
+
+
+def test_study_is_inherited_down_a_chain(params):
+    params["variants"]["vocab_8k_rope"] = {"from": "vocab_8k", "pos": "rope"}  # no study: of its own
+    params["variants"]["vocab_8k_own"] = {"from": "vocab_8k", "study": "failed_attempts"}
+    v = resolve_variants(params)
+    assert v["vocab_8k"]["study"] == v["vocab_8k_rope"]["study"] == "vocab_sweep"
+    assert v["vocab_8k_own"]["study"] == "failed_attempts" and v["r1_adamw"]["study"] is None
+    assert list(v["vocab_8k_rope"])[-1] == "study" and "from" not in v["vocab_8k"]
+
+
+def test_resolve_names_an_unknown_key_and_study(params):
+    from mainrun.config import DELTA_KEYS
+    params["variants"]["r1_adamw"]["optimiser"] = "adamw"
+    with pytest.raises(ConfigError, match=f"^variant 'r1_adamw': unknown key 'optimiser'; allowed: "
+                                          f"{', '.join(sorted(DELTA_KEYS))}$"):
+        resolve_variants(params)
+    del params["variants"]["r1_adamw"]["optimiser"]
+    params["variants"]["vocab_8k"]["study"] = "nope"
+    with pytest.raises(ConfigError, match=r"^variant 'vocab_8k': study 'nope' is not a key of studies: "
+                                          r"\['vocab_sweep', 'failed_attempts', 'scale', 'attribution', 'lr_sweep'\]$"):
+        resolve_variants(params)
+
+
+def test_check_value_on_unions():
+    from mainrun.config import check_value
+    check_value("x", float | str, 1)  # an int stands for a float in a union too
+    with pytest.raises(ConfigError, match="^x must be of type int or of type str, got True$"):
+        check_value("x", int | str, True)  # a bool never for a number
+    with pytest.raises(ConfigError, match="^x must be of type list or of type str, got 5$"):
+        check_value("x", list | str, 5)
