@@ -92,6 +92,11 @@ EQUIVALENT = {
                                                             "just above makes the quotient whole, of the same parity",
     "mainrun.configure.x_all_runs__mutmut_11": "partition('.') for rpartition('.') in a study's name: each study is "
                                                "a module mainrun.<study> (STUDIES), with one dot",
+    "mainrun.model.xǁCausalSelfAttentionǁ__init____mutmut_39": "the RoPE cos table's persistent=None: register_buffer "
+                                                               "tests its truth only, so None is False",
+    "mainrun.model.xǁCausalSelfAttentionǁ__init____mutmut_48": "the same for the sin table",
+    "mainrun.model.xǁGPTǁ__init____mutmut_37": "the head's bias=None: nn.Linear tests its truth only, so no bias, as False",
+    "mainrun.model.xǁGPTǁ_init_weights__mutmut_5": "normal_ without mean=0.0: 0.0 is its default",
     "mainrun.code.x_project_files__mutmut_9": "range(0, ...) adds the empty name, which module_file maps to the root "
                                              "folder itself: no module, as the root is no package",
     "mainrun.model.x_rope_tables__mutmut_3": "`head_dim / 2`: RoPE needs an even head size (GPTConfig refuses an odd "
