@@ -193,6 +193,7 @@ def main():
     ap.add_argument("modules", nargs="*", help="dotted names, default: every module of [tool.mutmut] only_mutate")
     ap.add_argument("-j", "--children", type=int, default=1, help="mutants tested at once (default 1)")
     ap.add_argument("--scores-only", action="store_true", help="print the scores of the last runs, run nothing")
+    ap.add_argument("--markdown", action="store_true", help="with --scores-only: one table row per module")
     ap.add_argument("--survivors", action="store_true",
                     help="re-test only the last run's survivors (and time-outs, which a busy machine may cause), "
                          "against the tests as they are now")
@@ -210,7 +211,13 @@ def main():
                        cwd=prepare(module), stdout=subprocess.DEVNULL, check=True)
         record(module, names)
         print(f"{module}: mutmut ran {time.time() - t0:.0f} s", flush=True)
-    for module in modules:
+    for module in modules if args.markdown else ():
+        s = score(module)
+        equivalent = sum(k.startswith(module + ".x") for k in EQUIVALENT)
+        print(f"| `{module}` | {s['mutants'] + equivalent} | {equivalent} | {s['tried']} | {s['caught']} "
+              f"({len(s['timeouts'])}) | {len(s['survived'])} | {len(s['untested'])} | **{s['score']:.1%}** |"
+              if s["tried"] else f"| `{module}` | | | 0 | | | | not run |")
+    for module in modules if not args.markdown else ():
         s = score(module)
         line = (f"{s['score']:6.1%} {module}: {s['caught']} of {s['tried']} caught ({len(s['timeouts'])} timed out), "
                 f"{len(s['survived'])} survived, {len(s['untested'])} no test") if s["tried"] else f"     - {module}: not run"
