@@ -204,7 +204,8 @@ def main():
         sys.exit(f"error: not a core module: {', '.join(unknown)}; the core is [tool.mutmut] only_mutate")
     for module in modules if not args.scores_only else ():
         t0 = time.time()
-        names = score(module)["survived"] + score(module)["timeouts"] if args.survivors else None
+        last = score(module)
+        names = last["survived"] + last["timeouts"] if args.survivors else None
         if names == []:
             continue
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children), *(names or ())],
